@@ -25,20 +25,22 @@ class LogContent(Flag):
 class SessionLogger:
     """Logs on behalf of one session, attaching the `session_id` and `openjd_log_content` extras."""
 
-    __slots__ = ("session_id",)
+    __slots__ = ("level", "session_id")
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
+        self.level = logging.DEBUG
+        """Raised by `openjd_session_runtime_loglevel` to quiet this session's records."""
 
     def _extra(self, content: LogContent | None) -> dict[str, Any]:
         return {"session_id": self.session_id, "openjd_log_content": content}
 
     def info(self, msg: str, content: LogContent | None = None) -> None:
-        if LOG.isEnabledFor(logging.INFO):
+        if self.level <= logging.INFO and LOG.isEnabledFor(logging.INFO):
             LOG.info(msg, extra=self._extra(content))
 
     def debug(self, msg: str, content: LogContent | None = None) -> None:
-        if LOG.isEnabledFor(logging.DEBUG):
+        if self.level <= logging.DEBUG and LOG.isEnabledFor(logging.DEBUG):
             LOG.debug(msg, extra=self._extra(content))
 
     def warning(self, msg: str, content: LogContent | None = None) -> None:

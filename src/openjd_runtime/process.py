@@ -1,0 +1,272 @@
+"""Running one action's process on the event loop: spawn, stream output, cancel, time out.
+
+This layer only moves bytes and signals. What the bytes mean is decided by `messages`; what an
+outcome means for the session is decided by `session`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from . import proctree
+from .files import write_cancel_info
+
+READ_SIZE = 1 << 20
+DRAIN_GRACE = 1.0
+"""Seconds to keep reading after the process exits, while a descendant still holds the output."""
+
+_F_SETPIPE_SZ = 1031
+
+
+class LaunchError(Exception):
+    """The process could not be started."""
+
+
+@dataclass(frozen=True)
+class CancelMethod:
+    """TERMINATE when `notify_period` is None, else NOTIFY_THEN_TERMINATE with that period (s)."""
+
+    notify_period: float | None = None
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    cwd: Path
+    timeout: float | None
+    cancel: CancelMethod
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    exit_code: int | None
+    """None when the process died by a signal."""
+    canceled: bool
+    timed_out: bool
+    mark_failed: bool
+
+
+def find_program(program: str, env: Mapping[str, str], cwd: Path) -> str:
+    """Look the program up on the action's own PATH, not the runtime's."""
+    if "/" in program:
+        candidate = program if os.path.isabs(program) else str(cwd / program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+        raise LaunchError(f"Command '{program}' does not exist or is not executable.")
+    found = shutil.which(program, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise LaunchError(f"Command '{program}' was not found on the action's PATH.")
+    return found
+
+
+class ActionProcess:
+    """One run of one action. `run()` returns when the process has exited and its output is read.
+
+    Cancelling the task that awaits `run()` kills the whole process tree before the
+    cancellation propagates.
+    """
+
+    def __init__(
+        self,
+        spec: LaunchSpec,
+        *,
+        marker: str,
+        on_output: Callable[[bytes], None],
+        on_event: Callable[[str], None],
+    ) -> None:
+        self._spec = spec
+        self._marker = marker
+        self._on_output = on_output
+        self._on_event = on_event
+        self._loop = asyncio.get_running_loop()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._read_fd = -1
+        self._eof: asyncio.Future[None] = self._loop.create_future()
+        self._exited: asyncio.Future[None] = self._loop.create_future()
+        self._kill_handle: asyncio.TimerHandle | None = None
+        self._kill_deadline: float | None = None
+        self.canceled = False
+        self.timed_out = False
+        self.mark_failed = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self) -> None:
+        spec = self._spec
+        env = dict(spec.env)
+        env[proctree.MARKER_VARIABLE] = self._marker
+        program = find_program(spec.argv[0], env, spec.cwd)
+        read_fd, write_fd = os.pipe()
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(read_fd, _F_SETPIPE_SZ, READ_SIZE)
+        try:
+            self._proc = subprocess.Popen(
+                [program, *spec.argv[1:]],
+                executable=program,
+                env=env,
+                cwd=spec.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            os.close(read_fd)
+            raise LaunchError(f"Command '{spec.argv[0]}' could not be started: {exc}") from exc
+        finally:
+            os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        self._read_fd = read_fd
+        self._loop.add_reader(read_fd, self._read)
+        self._watch_exit(self._proc)
+
+    def _watch_exit(self, proc: subprocess.Popen[bytes]) -> None:
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            waiter = self._loop.run_in_executor(None, proc.wait)
+            waiter.add_done_callback(lambda _: self._set(self._exited))
+            return
+
+        def exited() -> None:
+            self._loop.remove_reader(pidfd)
+            os.close(pidfd)
+            proc.wait()
+            self._set(self._exited)
+
+        self._loop.add_reader(pidfd, exited)
+
+    @staticmethod
+    def _set(future: asyncio.Future[None]) -> None:
+        if not future.done():
+            future.set_result(None)
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self._read_fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._on_output(data)
+        else:
+            self._close_output()
+
+    def _close_output(self) -> None:
+        if self._read_fd >= 0:
+            self._loop.remove_reader(self._read_fd)
+            os.close(self._read_fd)
+            self._read_fd = -1
+        self._set(self._eof)
+
+    async def run(self) -> ProcessOutcome:
+        """Start the process (raising LaunchError if it cannot) and wait for it to finish."""
+        self.start()
+        timeout_handle = (
+            self._loop.call_later(self._spec.timeout, self._time_out)
+            if self._spec.timeout is not None
+            else None
+        )
+        try:
+            await asyncio.shield(self._exited)
+            if timeout_handle:
+                timeout_handle.cancel()
+            if self.canceled:
+                self.kill_tree()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._eof), DRAIN_GRACE)
+        except BaseException:
+            self.kill_tree()
+            if self._proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._proc.wait(timeout=1)
+            raise
+        finally:
+            if timeout_handle:
+                timeout_handle.cancel()
+            if self._kill_handle:
+                self._kill_handle.cancel()
+            self._drain_now()
+        assert self._proc is not None
+        code = self._proc.returncode
+        return ProcessOutcome(
+            exit_code=code if code is not None and code >= 0 else None,
+            canceled=self.canceled,
+            timed_out=self.timed_out,
+            mark_failed=self.mark_failed,
+        )
+
+    def _drain_now(self) -> None:
+        """Read what is buffered without waiting, then stop reading."""
+        while self._read_fd >= 0:
+            try:
+                data = os.read(self._read_fd, READ_SIZE)
+            except OSError:
+                data = b""
+            if not data:
+                self._close_output()
+                break
+            self._on_output(data)
+
+    def _time_out(self) -> None:
+        self.timed_out = True
+        self._on_event(
+            "TIMEOUT - Runtime limit reached at "
+            f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}. Canceling action."
+        )
+        self.cancel(None)
+
+    def cancel(self, time_limit: timedelta | None, *, mark_failed: bool = False) -> None:
+        """Cancel with the action's method; a repeated cancel can only bring the kill closer."""
+        self.mark_failed = self.mark_failed or mark_failed
+        if self._exited.done():
+            return
+        period = self._spec.cancel.notify_period
+        if time_limit is not None:
+            limit = max(time_limit.total_seconds(), 0.0)
+            period = limit if period is None else min(period, limit)
+        first = not self.canceled
+        self.canceled = True
+        if not period:
+            self._on_event("Canceling: killing the process tree.")
+            self.kill_tree()
+            return
+        deadline = self._loop.time() + period
+        if self._kill_deadline is not None and deadline >= self._kill_deadline:
+            return
+        self._kill_deadline = deadline
+        if self._kill_handle:
+            self._kill_handle.cancel()
+        self._kill_handle = self._loop.call_at(deadline, self._notify_period_ended)
+        notify_end = datetime.now(timezone.utc) + timedelta(seconds=period)
+        write_cancel_info(self._spec.cwd, notify_end)
+        if first and self._proc is not None:
+            self._on_event(
+                f"Canceling: sending SIGTERM to process group {self._proc.pid}; "
+                f"the process tree is killed at {notify_end:%Y-%m-%dT%H:%M:%SZ}."
+            )
+            proctree.signal_group(self._proc.pid, signal.SIGTERM)
+
+    def _notify_period_ended(self) -> None:
+        self._on_event("Notify period ended: killing the process tree.")
+        self.kill_tree()
+
+    def kill_tree(self) -> None:
+        running = self._proc is not None and not self._exited.done()
+        roots = [self._proc.pid] if running and self._proc is not None else []
+        proctree.kill_processes(self._marker.encode() + b"\0", roots)

@@ -1,0 +1,111 @@
+"""Finding and killing every process an action started, including ones that escaped its group.
+
+Each action's processes carry a marker variable in their environment. A process that calls
+`setsid()` or double-forks leaves the process group and its parent, but keeps its environment,
+so a scan of `/proc` finds it. Processes are stopped before they are killed, so that a process
+cannot fork a child between the scan and the kill.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterable
+
+MARKER_VARIABLE = "OPENJD_RUNTIME_MARKER"
+_PROC = "/proc"
+
+
+def marker_value(session_token: str, action_seq: int) -> str:
+    return f"{session_token}-{action_seq}"
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _stat_fields(pid: str) -> tuple[int, int] | None:
+    """(ppid, pgrp) of a process, from /proc/PID/stat."""
+    data = _read(f"{_PROC}/{pid}/stat")
+    if not data:
+        return None
+    fields = data.rpartition(b")")[2].split()
+    try:
+        return int(fields[1]), int(fields[2])
+    except (IndexError, ValueError):
+        return None
+
+
+def find_processes(marker: bytes, roots: Iterable[int] = ()) -> set[int]:
+    """Processes whose environment holds `marker`, or that descend from a root or share its group.
+
+    `marker` is matched as a prefix of the marker variable's value, so a session-wide marker finds
+    the processes of all of its actions.
+    """
+    needle = MARKER_VARIABLE.encode() + b"=" + marker
+    roots = set(roots)
+    me = os.getpid()
+    found: set[int] = set()
+    parents: dict[int, int] = {}
+    try:
+        pids = [p for p in os.listdir(_PROC) if p.isdigit()]
+    except OSError:
+        return found
+    for name in pids:
+        pid = int(name)
+        if pid == me:
+            continue
+        fields = _stat_fields(name)
+        if fields is None:
+            continue
+        ppid, pgrp = fields
+        parents[pid] = ppid
+        if pid in roots or pgrp in roots:
+            found.add(pid)
+            continue
+        environ = _read(f"{_PROC}/{name}/environ")
+        index = environ.find(needle)
+        if index != -1 and (index == 0 or environ[index - 1] == 0):
+            found.add(pid)
+    if roots:
+        for pid in parents:
+            seen: set[int] = set()
+            cursor = pid
+            while cursor in parents and cursor not in seen:
+                seen.add(cursor)
+                cursor = parents[cursor]
+                if cursor in roots or cursor in found:
+                    found.add(pid)
+                    break
+    return found
+
+
+def _signal(pids: Iterable[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def kill_processes(marker: bytes, roots: Iterable[int] = (), rounds: int = 5) -> set[int]:
+    """Stop, then kill, every matching process; repeat until a scan finds none left."""
+    roots = set(roots)
+    killed: set[int] = set()
+    for _ in range(rounds):
+        found = find_processes(marker, roots) - killed
+        if not found:
+            break
+        _signal(found, signal.SIGSTOP)
+        found |= find_processes(marker, roots | found) - killed
+        _signal(found, signal.SIGKILL)
+        killed |= found
+    return killed
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
