@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Protocol
 
 from . import proctree
-from .files import write_cancel_info
+from .files import remove_tree, write_cancel_info
 
 READ_SIZE = 1 << 20
 DRAIN_GRACE = 1.0
@@ -70,6 +71,58 @@ def find_program(program: str, env: Mapping[str, str], cwd: Path) -> str:
     return found
 
 
+class ActionHandle(Protocol):
+    """A started or startable action process, whoever it runs as."""
+
+    async def run(self) -> ProcessOutcome: ...
+
+    def cancel(self, time_limit: timedelta | None, *, mark_failed: bool = False) -> None: ...
+
+
+class Launcher(Protocol):
+    """Runs a session's action processes, as this user or as another one (see `users`)."""
+
+    def create(
+        self,
+        spec: LaunchSpec,
+        *,
+        marker: str,
+        on_output: Callable[[bytes], None],
+        on_event: Callable[[str], None],
+    ) -> ActionHandle: ...
+
+    async def cleanup(self, session_marker: str, working_directory: Path | None) -> None:
+        """Kill every process of the session and remove its working directory (None: keep it)."""
+
+
+class LocalLauncher:
+    """Runs actions as the user running the session."""
+
+    def create(
+        self,
+        spec: LaunchSpec,
+        *,
+        marker: str,
+        on_output: Callable[[bytes], None],
+        on_event: Callable[[str], None],
+    ) -> ActionHandle:
+        return ActionProcess(spec, marker=marker, on_output=on_output, on_event=on_event)
+
+    async def cleanup(self, session_marker: str, working_directory: Path | None) -> None:
+        proctree.kill_processes(session_marker.encode())
+        if working_directory is not None:
+            remove_tree(working_directory)
+
+
+def _enlarge_pipe(fd: int) -> None:
+    """A larger pipe means fewer wake-ups for a chatty process (Linux only)."""
+    if sys.platform == "linux":
+        import fcntl
+
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, READ_SIZE)
+
+
 class ActionProcess:
     """One run of one action. `run()` returns when the process has exited and its output is read.
 
@@ -110,8 +163,7 @@ class ActionProcess:
         env[proctree.MARKER_VARIABLE] = self._marker
         program = find_program(spec.argv[0], env, spec.cwd)
         read_fd, write_fd = os.pipe()
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(read_fd, _F_SETPIPE_SZ, READ_SIZE)
+        _enlarge_pipe(read_fd)
         try:
             self._proc = subprocess.Popen(
                 [program, *spec.argv[1:]],

@@ -44,7 +44,6 @@ from .files import (
     EmbeddedFileError,
     allocate_file_paths,
     create_working_directory,
-    remove_tree,
     write_embedded_file,
     write_path_mapping_file,
 )
@@ -62,7 +61,14 @@ from .messages import (
     Status,
     UnsetEnv,
 )
-from .process import ActionProcess, LaunchError, LaunchSpec, ProcessOutcome
+from .process import (
+    ActionHandle,
+    Launcher,
+    LaunchError,
+    LaunchSpec,
+    LocalLauncher,
+    ProcessOutcome,
+)
 from .state import ActionResult, ActionState, ActionStatus, SessionState
 from .symbols import (
     add_file_symbols,
@@ -146,8 +152,9 @@ class Session:
         self._entered: list[_Environment] = []
         self._session_variables: dict[str, str] = {}
         """Every variable declared or exported so far; wrap hooks see it."""
-        self._process: ActionProcess | None = None
+        self._process: ActionHandle | None = None
         self._status: ActionStatus | None = None
+        self._launcher: Launcher = LocalLauncher()
         self._state = SessionState.ENDED
         self._working_directory, self._files_directory = create_working_directory(
             config.session_id, config.session_root_directory
@@ -227,8 +234,9 @@ class Session:
         symtab = self._symbols(entry.base, step_name=step_name)
         try:
             for name, value in (environment.variables or {}).items():
-                entry.changes[name] = self._session_variables[name] = value.resolve(symtab=symtab)
-                self._log.info(f"Setting: {name}={self._redactor.redact(entry.changes[name])}")
+                resolved = value.resolve(symtab=symtab)
+                entry.changes[name] = self._session_variables[name] = resolved
+                self._log.info(f"Setting: {name}={self._redactor.redact(resolved)}")
         except ValueError as exc:
             return self._fail_before_start(f"Environment variable could not be resolved: {exc}")
         script = environment.script
@@ -336,12 +344,12 @@ class Session:
         if self._process is not None:
             self._process.cancel(timedelta(0))
         self._state = SessionState.ENDED
-        proctree.kill_processes(f"{self._token}-".encode())
-        if not self._config.retain_working_dir:
+        retain = self._config.retain_working_dir
+        if not retain:
             self._log.info(
                 f"Deleting working directory: {self._working_directory}", LogContent.FILE_PATH
             )
-            remove_tree(self._working_directory)
+        await self._launcher.cleanup(f"{self._token}-", None if retain else self._working_directory)
 
     def _wrap_environment(self) -> _Environment | None:
         return next((e for e in self._entered if _wrap_hooks(e.model)), None)
@@ -510,7 +518,7 @@ class Session:
         )
         output = OutputFilter(self._redactor, redactions_enabled=self._redactions_enabled)
         self._action_seq += 1
-        process = ActionProcess(
+        process = self._launcher.create(
             spec,
             marker=proctree.marker_value(self._token, self._action_seq),
             on_output=lambda data: self._handle_output(*output.feed(data), exports_to),
