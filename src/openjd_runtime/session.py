@@ -34,7 +34,6 @@ from .actions import (
 )
 from .errors import (
     DuplicateEnvironmentError,
-    InvalidStateError,
     LifoViolationError,
     MultipleWrapEnvironmentsError,
     UnknownEnvironmentError,
@@ -69,7 +68,7 @@ from .process import (
     LocalLauncher,
     ProcessOutcome,
 )
-from .state import ActionResult, ActionState, ActionStatus, SessionState
+from .state import ActionResult, ActionState, ActionStatus, Lifecycle, SessionState
 from .symbols import (
     add_file_symbols,
     add_path_mapping_symbols,
@@ -155,11 +154,10 @@ class Session:
         self._process: ActionHandle | None = None
         self._status: ActionStatus | None = None
         self._launcher: Launcher = LocalLauncher()
-        self._state = SessionState.ENDED
         self._working_directory, self._files_directory = create_working_directory(
             config.session_id, config.session_root_directory
         )
-        self._state = SessionState.READY
+        self._lifecycle = Lifecycle()
         self._log.info(
             f"Session Working Directory: {self._working_directory}", LogContent.FILE_PATH
         )
@@ -181,7 +179,7 @@ class Session:
 
     @property
     def state(self) -> SessionState:
-        return self._state
+        return self._lifecycle.state
 
     @property
     def action_status(self) -> ActionStatus | None:
@@ -199,13 +197,6 @@ class Session:
     def environments_entered(self) -> tuple[str, ...]:
         return tuple(e.identifier for e in self._entered)
 
-    def _require(self, *states: SessionState) -> None:
-        if self._state not in states:
-            allowed = " or ".join(s.value for s in states)
-            raise InvalidStateError(
-                f"Session must be in state {allowed} for this call; it is {self._state.value}."
-            )
-
     async def enter_environment(
         self,
         environment: Any,
@@ -216,7 +207,7 @@ class Session:
         os_env_vars: Mapping[str, str | None] | None = None,
     ) -> ActionResult:
         """Enter an environment and run its onEnter. A failed onEnter leaves it entered."""
-        self._require(SessionState.READY)
+        self._lifecycle.check("enter_environment")
         identifier = identifier or f"{self.session_id}:{uuid.uuid4().hex}"
         if identifier in self.environments_entered:
             raise DuplicateEnvironmentError(
@@ -265,7 +256,7 @@ class Session:
         os_env_vars: Mapping[str, str | None] | None = None,
     ) -> ActionResult:
         """Exit the most recently entered environment and run its onExit."""
-        self._require(SessionState.READY, SessionState.READY_ENDING)
+        self._lifecycle.check("exit_environment")
         if identifier not in self.environments_entered:
             raise UnknownEnvironmentError(f"Environment {identifier!r} has not been entered.")
         entry = self._entered[-1]
@@ -306,7 +297,7 @@ class Session:
         os_env_vars: Mapping[str, str | None] | None = None,
     ) -> ActionResult:
         """Run one task of a step."""
-        self._require(SessionState.READY)
+        self._lifecycle.check("run_task")
         self._log.banner("Running Task")
         if task_parameter_values:
             self._log.info("Parameter values:", LogContent.PARAMETER_INFO)
@@ -332,18 +323,18 @@ class Session:
         self, time_limit: timedelta | None = None, mark_action_failed: bool = False
     ) -> None:
         """Cancel the running action with its declared method; `time_limit` can only shorten it."""
-        self._require(SessionState.RUNNING, SessionState.CANCELING)
-        self._state = SessionState.CANCELING
+        self._lifecycle.check("cancel_action")
+        self._lifecycle.cancel()
         if self._process is not None:
             self._process.cancel(time_limit, mark_failed=mark_action_failed)
 
     async def cleanup(self) -> None:
         """End the session: kill every process it started and remove its files unless retained."""
-        if self._state == SessionState.ENDED and self._process is None:
+        if self.state == SessionState.ENDED and self._process is None:
             return
         if self._process is not None:
             self._process.cancel(timedelta(0))
-        self._state = SessionState.ENDED
+        self._lifecycle.end()
         retain = self._config.retain_working_dir
         if not retain:
             self._log.info(
@@ -395,7 +386,7 @@ class Session:
         return env
 
     def _begin(self) -> None:
-        self._state = SessionState.RUNNING
+        self._lifecycle.start_action()
         self._status = ActionStatus(ActionState.RUNNING, started_at=datetime.now(timezone.utc))
         self._notify()
 
@@ -417,15 +408,12 @@ class Session:
         )
         self._status = result
         self._process = None
-        if self._state != SessionState.ENDED:
-            ok = state == ActionState.SUCCESS and self._state != SessionState.READY_ENDING
-            self._state = SessionState.READY if ok else SessionState.READY_ENDING
+        self._lifecycle.finish_action(state)
         self._notify()
         return result
 
     def _instant_success(self) -> ActionResult:
         self._begin()
-        self._state = SessionState.READY
         return self._finish(ActionState.SUCCESS)
 
     def _fail_before_start(self, message: str) -> ActionResult:
@@ -434,7 +422,6 @@ class Session:
             self._begin()
         assert self._status is not None
         self._status = replace(self._status, fail_message=message)
-        self._state = SessionState.READY_ENDING
         return self._finish(ActionState.FAILED)
 
     def _write_files(
