@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .log import LogContent
     from .session import Session, SessionConfig
     from .state import ActionResult, ActionState, ActionStatus, SessionState
+    from .users import PosixSessionUser
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ _EXPORTS = {
     "ActionStatus": ".state",
     "LogContent": ".log",
     "PathMappingRule": "openjd.expr",
+    "PosixSessionUser": ".users",
     "Session": ".session",
     "SessionConfig": ".session",
     "SessionError": ".errors",
@@ -37,6 +39,7 @@ __all__ = [
     "ActionStatus",
     "LogContent",
     "PathMappingRule",
+    "PosixSessionUser",
     "Session",
     "SessionConfig",
     "SessionError",

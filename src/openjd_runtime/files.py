@@ -47,8 +47,13 @@ def check_ancestors(path: Path) -> None:
             )
 
 
-def create_working_directory(session_id: str, root: Path | None) -> tuple[Path, Path]:
-    """Create `<root>/<session id>-<random>` (0700) and its embedded files directory."""
+def create_working_directory(
+    session_id: str, root: Path | None, group: int | None = None
+) -> tuple[Path, Path]:
+    """Create `<root>/<session id>-<random>` (0700) and its embedded files directory.
+
+    With `group`, both are shared with that group (0770), for a job user in it.
+    """
     root = (root or default_root()).absolute()
     check_ancestors(root)
     try:
@@ -59,6 +64,9 @@ def create_working_directory(session_id: str, root: Path | None) -> tuple[Path, 
         working = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
         files = working / EMBEDDED_FILES_DIR
         files.mkdir(mode=0o700)
+        if group is not None:
+            share_directory(working, group)
+            share_directory(files, group)
     except OSError as exc:
         raise WorkingDirectoryError(f"Cannot create the session working directory: {exc}") from exc
     return working, files
@@ -113,15 +121,26 @@ def convert_line_endings(data: str, end_of_line: str | None) -> str:
     return lf
 
 
-def write_private_file(path: Path, data: bytes, mode: int = 0o600) -> None:
+def share_directory(path: Path, group: int) -> None:
+    """Let the members of `group`, a cross-user session's job user among them, use `path`."""
+    os.chown(path, -1, group)
+    os.chmod(path, 0o770)
+
+
+def write_private_file(
+    path: Path, data: bytes, mode: int = 0o600, group: int | None = None
+) -> None:
     """Write through a fresh temporary file and rename it into place.
 
     The rename replaces whatever sits at `path`, a planted symlink included, without following it.
+    With `group`, the file belongs to that group before it appears at `path`.
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
+            if group is not None:
+                os.fchown(out.fileno(), -1, group)
             os.fchmod(out.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:
@@ -130,33 +149,48 @@ def write_private_file(path: Path, data: bytes, mode: int = 0o600) -> None:
         raise
 
 
-def write_embedded_file(path: Path, data: str, *, runnable: bool, end_of_line: str | None) -> None:
+def write_embedded_file(
+    path: Path, data: str, *, runnable: bool, end_of_line: str | None, group: int | None = None
+) -> None:
+    """Private to the owner, or shared with `group` (read and write, and run if runnable)."""
+    mode = 0o700 if runnable else 0o600
+    if group is not None:
+        mode |= mode >> 3
     try:
         write_private_file(
-            path,
-            convert_line_endings(data, end_of_line).encode("utf-8"),
-            0o700 if runnable else 0o600,
+            path, convert_line_endings(data, end_of_line).encode("utf-8"), mode, group
         )
     except OSError as exc:
         raise EmbeddedFileError(f"Cannot write embedded file {path}: {exc}") from exc
 
 
-def write_path_mapping_file(working_directory: Path, rules: Sequence[Any]) -> Path:
-    """Write the rules in the `pathmapping-1.0` document form that actions read."""
+def write_path_mapping_file(
+    working_directory: Path, rules: Sequence[Any], group: int | None = None
+) -> Path:
+    """Write the rules in the `pathmapping-1.0` document form that actions read.
+
+    With `group`, its members may read the file.
+    """
     document: Mapping[str, Any] = (
         {"version": "pathmapping-1.0", "path_mapping_rules": [r.to_dict() for r in rules]}
         if rules
         else {}
     )
     path = working_directory / PATH_MAPPING_FILE
-    write_private_file(path, json.dumps(document, sort_keys=True).encode())
+    data = json.dumps(document, sort_keys=True).encode()
+    write_private_file(path, data, 0o600 if group is None else 0o640, group)
     return path
 
 
-def write_cancel_info(working_directory: Path, notify_end: datetime) -> None:
-    """Tell a NOTIFY_THEN_TERMINATE action when it will be killed."""
+def write_cancel_info(
+    working_directory: Path, notify_end: datetime, group: int | None = None
+) -> None:
+    """Tell a NOTIFY_THEN_TERMINATE action when it will be killed; `group` may read it."""
     end = notify_end.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     with contextlib.suppress(OSError):
         write_private_file(
-            working_directory / CANCEL_INFO_FILE, json.dumps({"NotifyEnd": end}).encode()
+            working_directory / CANCEL_INFO_FILE,
+            json.dumps({"NotifyEnd": end}).encode(),
+            0o600 if group is None else 0o640,
+            group,
         )

@@ -82,6 +82,10 @@ class ActionHandle(Protocol):
 class Launcher(Protocol):
     """Runs a session's action processes, as this user or as another one (see `users`)."""
 
+    def environment(self) -> dict[str, str]:
+        """The environment an action starts from, before the session's variables apply."""
+        ...
+
     def create(
         self,
         spec: LaunchSpec,
@@ -97,6 +101,9 @@ class Launcher(Protocol):
 
 class LocalLauncher:
     """Runs actions as the user running the session."""
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
 
     def create(
         self,

@@ -75,6 +75,7 @@ from .symbols import (
     deserialize_base,
     session_symbols,
 )
+from .users import PosixSessionUser, SudoLauncher
 
 EnvChanges = dict[str, str | None]
 """Variable changes of one environment; None unsets the variable."""
@@ -94,6 +95,8 @@ class SessionConfig:
     job_name: str | None = None
     callback: Callable[[ActionStatus], None] | None = None
     on_output: Callable[[Sequence[str]], None] | None = None
+    user: PosixSessionUser | None = None
+    """Run every action as this user, through `sudo`; None runs them as the session's user."""
 
 
 @dataclass
@@ -154,8 +157,13 @@ class Session:
         self._process: ActionHandle | None = None
         self._status: ActionStatus | None = None
         self._launcher: Launcher = LocalLauncher()
+        self._group: int | None = None
+        """The group sharing the session's files with a job user."""
+        if config.user is not None:
+            launcher = SudoLauncher(config.user)
+            self._launcher, self._group = launcher, launcher.group_id
         self._working_directory, self._files_directory = create_working_directory(
-            config.session_id, config.session_root_directory
+            config.session_id, config.session_root_directory, self._group
         )
         self._lifecycle = Lifecycle()
         self._log.info(
@@ -369,8 +377,9 @@ class Session:
         )
 
     def _env_vars(self, per_call: Mapping[str, str | None] | None) -> dict[str, str]:
-        """Host environment, then the session's, then each entered environment's, oldest first."""
-        env = dict(os.environ)
+        """The launcher's base (the host's, or the job user's), then the session's variables,
+        then each entered environment's, oldest first."""
+        env = self._launcher.environment()
         layers: list[Mapping[str, str | None]] = [
             self._config.os_env_vars,
             {"OPENJD_SESSION_WORKING_DIR": str(self._working_directory)},
@@ -440,7 +449,11 @@ class Session:
             data = file.data.resolve(symtab=symtab)
             eol = file.endOfLine.value if file.endOfLine is not None else None
             write_embedded_file(
-                paths[file.name], data, runnable=bool(file.runnable), end_of_line=eol
+                paths[file.name],
+                data,
+                runnable=bool(file.runnable),
+                end_of_line=eol,
+                group=self._group,
             )
             self._log.info(f"Wrote: {file.name} -> {paths[file.name]}", LogContent.FILE_PATH)
         return paths
@@ -448,7 +461,7 @@ class Session:
     def _prepare(self, plan: _Plan, wrapper: _Environment | None) -> ResolvedAction:
         """Write the action's files and resolve its command, or its wrapper's hook around it."""
         try:
-            rules_file = write_path_mapping_file(self._working_directory, self._rules)
+            rules_file = write_path_mapping_file(self._working_directory, self._rules, self._group)
             add_path_mapping_symbols(plan.symtab, bool(self._rules), rules_file)
             self._write_files(plan.script, plan.file_prefix, plan.symtab)
             resolved = resolve_action(plan.action, plan.symtab, default_period=plan.default_period)
