@@ -71,6 +71,70 @@ def find_program(program: str, env: Mapping[str, str], cwd: Path) -> str:
     return found
 
 
+@dataclass(frozen=True)
+class CancelStep:
+    """What a cancel request asks of the process: kill now (period 0), or notify and kill later."""
+
+    period: float
+    deadline: float
+    first: bool
+    """True for the first cancel of the action: the one that sends SIGTERM."""
+
+
+class Cancelation:
+    """An action's cancel and timeout bookkeeping, shared by every kind of action process.
+
+    A repeated cancel can only bring the kill closer; `time_limit` shortens the declared period.
+    """
+
+    def __init__(self, method: CancelMethod) -> None:
+        self._method = method
+        self._deadline: float | None = None
+        self.canceled = False
+        self.timed_out = False
+        self.mark_failed = False
+
+    def request(
+        self, time_limit: timedelta | None, *, mark_failed: bool, now: float
+    ) -> CancelStep | None:
+        """The step to take now, or None when the request changes nothing."""
+        self.mark_failed = self.mark_failed or mark_failed
+        period = self._method.notify_period
+        if time_limit is not None:
+            limit = max(time_limit.total_seconds(), 0.0)
+            period = limit if period is None else min(period, limit)
+        first = not self.canceled
+        self.canceled = True
+        if not period:
+            self._deadline = now
+            return CancelStep(0.0, now, first)
+        deadline = now + period
+        if self._deadline is not None and deadline >= self._deadline:
+            return None
+        self._deadline = deadline
+        return CancelStep(period, deadline, first)
+
+    def time_out(self) -> str:
+        """Record the timeout; the line to log before canceling."""
+        self.timed_out = True
+        return (
+            "TIMEOUT - Runtime limit reached at "
+            f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}. Canceling action."
+        )
+
+    def outcome(self, returncode: int | None) -> ProcessOutcome:
+        return ProcessOutcome(
+            exit_code=returncode if returncode is not None and returncode >= 0 else None,
+            canceled=self.canceled,
+            timed_out=self.timed_out,
+            mark_failed=self.mark_failed,
+        )
+
+
+def notify_end(period: float) -> datetime:
+    return datetime.now(timezone.utc) + timedelta(seconds=period)
+
+
 class ActionHandle(Protocol):
     """A started or startable action process, whoever it runs as."""
 
@@ -155,10 +219,7 @@ class ActionProcess:
         self._eof: asyncio.Future[None] = self._loop.create_future()
         self._exited: asyncio.Future[None] = self._loop.create_future()
         self._kill_handle: asyncio.TimerHandle | None = None
-        self._kill_deadline: float | None = None
-        self.canceled = False
-        self.timed_out = False
-        self.mark_failed = False
+        self._cancelation = Cancelation(spec.cancel)
 
     @property
     def pid(self) -> int | None:
@@ -245,7 +306,7 @@ class ActionProcess:
             await asyncio.shield(self._exited)
             if timeout_handle:
                 timeout_handle.cancel()
-            if self.canceled:
+            if self._cancelation.canceled:
                 self.kill_tree()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._eof), DRAIN_GRACE)
@@ -262,13 +323,7 @@ class ActionProcess:
                 self._kill_handle.cancel()
             self._drain_now()
         assert self._proc is not None
-        code = self._proc.returncode
-        return ProcessOutcome(
-            exit_code=code if code is not None and code >= 0 else None,
-            canceled=self.canceled,
-            timed_out=self.timed_out,
-            mark_failed=self.mark_failed,
-        )
+        return self._cancelation.outcome(self._proc.returncode)
 
     def _drain_now(self) -> None:
         """Read what is buffered without waiting, then stop reading."""
@@ -283,41 +338,29 @@ class ActionProcess:
             self._on_output(data)
 
     def _time_out(self) -> None:
-        self.timed_out = True
-        self._on_event(
-            "TIMEOUT - Runtime limit reached at "
-            f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}. Canceling action."
-        )
+        self._on_event(self._cancelation.time_out())
         self.cancel(None)
 
     def cancel(self, time_limit: timedelta | None, *, mark_failed: bool = False) -> None:
-        """Cancel with the action's method; a repeated cancel can only bring the kill closer."""
-        self.mark_failed = self.mark_failed or mark_failed
         if self._exited.done():
+            self._cancelation.mark_failed = self._cancelation.mark_failed or mark_failed
             return
-        period = self._spec.cancel.notify_period
-        if time_limit is not None:
-            limit = max(time_limit.total_seconds(), 0.0)
-            period = limit if period is None else min(period, limit)
-        first = not self.canceled
-        self.canceled = True
-        if not period:
+        step = self._cancelation.request(time_limit, mark_failed=mark_failed, now=self._loop.time())
+        if step is None:
+            return
+        if not step.period:
             self._on_event("Canceling: killing the process tree.")
             self.kill_tree()
             return
-        deadline = self._loop.time() + period
-        if self._kill_deadline is not None and deadline >= self._kill_deadline:
-            return
-        self._kill_deadline = deadline
         if self._kill_handle:
             self._kill_handle.cancel()
-        self._kill_handle = self._loop.call_at(deadline, self._notify_period_ended)
-        notify_end = datetime.now(timezone.utc) + timedelta(seconds=period)
-        write_cancel_info(self._spec.cwd, notify_end)
-        if first and self._proc is not None:
+        self._kill_handle = self._loop.call_at(step.deadline, self._notify_period_ended)
+        end = notify_end(step.period)
+        write_cancel_info(self._spec.cwd, end)
+        if step.first and self._proc is not None:
             self._on_event(
                 f"Canceling: sending SIGTERM to process group {self._proc.pid}; "
-                f"the process tree is killed at {notify_end:%Y-%m-%dT%H:%M:%SZ}."
+                f"the process tree is killed at {end:%Y-%m-%dT%H:%M:%SZ}."
             )
             proctree.signal_group(self._proc.pid, signal.SIGTERM)
 

@@ -24,7 +24,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,15 @@ from typing import Any
 from . import proctree, userhelper
 from .errors import SessionError
 from .files import remove_tree, write_cancel_info
-from .process import DRAIN_GRACE, ActionHandle, LaunchError, LaunchSpec, ProcessOutcome
+from .process import (
+    DRAIN_GRACE,
+    ActionHandle,
+    Cancelation,
+    LaunchError,
+    LaunchSpec,
+    ProcessOutcome,
+    notify_end,
+)
 
 START_TIMEOUT = 60.0
 """Seconds to wait for `sudo` to start the helper."""
@@ -456,14 +464,11 @@ class _RemoteAction:
         self._pid: int | None = None
         self._exit_code: int | None = None
         self._error: str | None = None
-        self._kill_deadline: float | None = None
         self._held_cancel = _NOT_CANCELED
         """A cancel period (0 to kill) asked for before the process started."""
         self._listening = True
         """False once `run()` has returned: later output of an abandoned action is dropped."""
-        self.canceled = False
-        self.timed_out = False
-        self.mark_failed = False
+        self._cancelation = Cancelation(spec.cancel)
 
     async def run(self) -> ProcessOutcome:
         helper = await self._launcher.connect()
@@ -495,13 +500,7 @@ class _RemoteAction:
                 timeout_handle.cancel()
         if self._error is not None:
             raise LaunchError(self._error)
-        code = self._exit_code
-        return ProcessOutcome(
-            exit_code=code if code is not None and code >= 0 else None,
-            canceled=self.canceled,
-            timed_out=self.timed_out,
-            mark_failed=self.mark_failed,
-        )
+        return self._cancelation.outcome(self._exit_code)
 
     def started(self, pid: int) -> None:
         self._pid = pid
@@ -519,41 +518,29 @@ class _RemoteAction:
             self._done.set_result(None)
 
     def _time_out(self) -> None:
-        self.timed_out = True
-        self._on_event(
-            "TIMEOUT - Runtime limit reached at "
-            f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}. Canceling action."
-        )
+        self._on_event(self._cancelation.time_out())
         self.cancel(None)
 
     def cancel(self, time_limit: timedelta | None, *, mark_failed: bool = False) -> None:
-        """Cancel with the action's method; a repeated cancel can only bring the kill closer."""
-        self.mark_failed = self.mark_failed or mark_failed
         if self._done.done():
+            self._cancelation.mark_failed = self._cancelation.mark_failed or mark_failed
             return
-        period = self._spec.cancel.notify_period
-        if time_limit is not None:
-            limit = max(time_limit.total_seconds(), 0.0)
-            period = limit if period is None else min(period, limit)
-        first = not self.canceled
-        self.canceled = True
-        if not period:
+        step = self._cancelation.request(time_limit, mark_failed=mark_failed, now=self._loop.time())
+        if step is None:
+            return
+        if not step.period:
             self._on_event("Canceling: killing the process tree.")
             self._request_cancel(0.0)
             return
-        deadline = self._loop.time() + period
-        if self._kill_deadline is not None and deadline >= self._kill_deadline:
-            return
-        self._kill_deadline = deadline
-        notify_end = datetime.now(timezone.utc) + timedelta(seconds=period)
-        write_cancel_info(self._spec.cwd, notify_end, group=self._launcher.group_id)
-        if first:
+        end = notify_end(step.period)
+        write_cancel_info(self._spec.cwd, end, group=self._launcher.group_id)
+        if step.first:
             group = f"process group {self._pid}" if self._pid else "the action's process group"
             self._on_event(
                 f"Canceling: sending SIGTERM to {group} as user '{self._launcher.account.user}'; "
-                f"the process tree is killed at {notify_end:%Y-%m-%dT%H:%M:%SZ}."
+                f"the process tree is killed at {end:%Y-%m-%dT%H:%M:%SZ}."
             )
-        self._request_cancel(period)
+        self._request_cancel(step.period)
 
     def _request_cancel(self, period: float) -> None:
         """Ask the helper to notify (period > 0) or kill (0), once the process has started."""
