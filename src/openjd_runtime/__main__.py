@@ -1,0 +1,7 @@
+"""`python -m openjd_runtime` runs the `ojd` command line."""
+
+from __future__ import annotations
+
+from openjd_runtime.cli import main
+
+raise SystemExit(main())

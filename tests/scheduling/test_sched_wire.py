@@ -1,0 +1,72 @@
+"""Worker events survive the trip through a Dask queue: msgpack data, lists turned to tuples."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from openjd.model import ParameterValue, ParameterValueType
+
+from openjd_runtime import ActionResult, ActionState, ActionStatus
+from openjd_runtime.scheduling import ActionKind, ActionRef, TaskRef
+from openjd_runtime.scheduling.events import Dropped, Ended, Output, Progress, WorkerEvent
+from openjd_runtime.scheduling.wire import decode_event, decode_task, encode_event, encode_task
+
+STARTED = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)
+TASK = TaskRef(
+    "Render",
+    7,
+    {
+        "Frame": ParameterValue(type=ParameterValueType.INT, value="12"),
+        "Chunk": ParameterValue(type=ParameterValueType.CHUNK_INT, value="1-3,5"),
+        "Scene": ParameterValue(type=ParameterValueType.PATH, value="/mnt/a b.ma"),
+    },
+)
+RUN = ActionRef(ActionKind.RUN, "Render", task=TASK)
+ENTER = ActionRef(ActionKind.ENTER, None, environment="Licenses")
+EXIT = ActionRef(ActionKind.EXIT, "Render", environment="Scene cache")
+
+EVENTS: list[WorkerEvent] = [
+    Output(RUN, ("first line", "", "  ünïcode\ttabs  ")),
+    Output(ENTER, ()),
+    Progress(RUN, ActionStatus(ActionState.RUNNING, progress=42.5, status_message="half")),
+    Progress(ENTER, ActionStatus(ActionState.RUNNING, started_at=STARTED)),
+    Ended(
+        RUN,
+        ActionResult(
+            state=ActionState.FAILED,
+            exit_code=3,
+            fail_message="no license",
+            started_at=STARTED,
+            ended_at=STARTED,
+        ),
+    ),
+    Ended(EXIT, ActionResult(state=ActionState.TIMEOUT)),
+    Dropped(TASK),
+]
+
+
+def as_msgpack_returns(data: Any) -> Any:
+    """What a Dask queue hands back: every list becomes a tuple."""
+    if isinstance(data, (list, tuple)):
+        return tuple(as_msgpack_returns(item) for item in data)
+    if isinstance(data, dict):
+        return {key: as_msgpack_returns(value) for key, value in data.items()}
+    return data
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__name__)
+def test_an_event_round_trips(event: WorkerEvent) -> None:
+    decoded = decode_event(as_msgpack_returns(encode_event(event)))
+    assert decoded == event
+    assert type(decoded) is type(event)
+
+
+def test_a_task_round_trips() -> None:
+    assert decode_task(as_msgpack_returns(encode_task(TASK))) == TASK
+
+
+def test_an_unknown_event_is_an_error() -> None:
+    with pytest.raises(ValueError, match="Unknown worker event"):
+        decode_event(["gossip"])
