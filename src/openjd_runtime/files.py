@@ -164,22 +164,38 @@ def write_embedded_file(
         raise EmbeddedFileError(f"Cannot write embedded file {path}: {exc}") from exc
 
 
-def write_path_mapping_file(
-    working_directory: Path, rules: Sequence[Any], group: int | None = None
-) -> Path:
-    """Write the rules in the `pathmapping-1.0` document form that actions read.
+class PathMappingFile:
+    """The rules in the `pathmapping-1.0` document form that actions read.
 
-    With `group`, its members may read the file.
+    Every action must find the file as written, but the rules do not change within a session,
+    so it is written again only when an earlier action changed or removed it.
     """
-    document: Mapping[str, Any] = (
-        {"version": "pathmapping-1.0", "path_mapping_rules": [r.to_dict() for r in rules]}
-        if rules
-        else {}
-    )
-    path = working_directory / PATH_MAPPING_FILE
-    data = json.dumps(document, sort_keys=True).encode()
-    write_private_file(path, data, 0o600 if group is None else 0o640, group)
-    return path
+
+    def __init__(self, working_directory: Path, rules: Sequence[Any], group: int | None) -> None:
+        document: Mapping[str, Any] = (
+            {"version": "pathmapping-1.0", "path_mapping_rules": [r.to_dict() for r in rules]}
+            if rules
+            else {}
+        )
+        self.path = working_directory / PATH_MAPPING_FILE
+        self._data = json.dumps(document, sort_keys=True).encode()
+        self._group = group
+        self._written: tuple[int, int, int] | None = None
+
+    @staticmethod
+    def _identity(path: Path) -> tuple[int, int, int] | None:
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def ensure(self) -> Path:
+        if self._written is None or self._identity(self.path) != self._written:
+            mode = 0o600 if self._group is None else 0o640
+            write_private_file(self.path, self._data, mode, self._group)
+            self._written = self._identity(self.path)
+        return self.path
 
 
 def write_cancel_info(

@@ -22,7 +22,7 @@ from typing import Protocol
 from . import proctree
 from .files import remove_tree, write_cancel_info
 
-READ_SIZE = 1 << 20
+READ_SIZE = 1 << 18
 DRAIN_GRACE = 1.0
 """Seconds to keep reading after the process exits, while a descendant still holds the output."""
 

@@ -41,10 +41,10 @@ from .errors import (
 )
 from .files import (
     EmbeddedFileError,
+    PathMappingFile,
     allocate_file_paths,
     create_working_directory,
     write_embedded_file,
-    write_path_mapping_file,
 )
 from .log import LogContent, SessionLogger
 from .messages import (
@@ -165,6 +165,7 @@ class Session:
         self._working_directory, self._files_directory = create_working_directory(
             config.session_id, config.session_root_directory, self._group
         )
+        self._rules_file = PathMappingFile(self._working_directory, self._rules, self._group)
         self._lifecycle = Lifecycle()
         self._log.info(
             f"Session Working Directory: {self._working_directory}", LogContent.FILE_PATH
@@ -461,7 +462,7 @@ class Session:
     def _prepare(self, plan: _Plan, wrapper: _Environment | None) -> ResolvedAction:
         """Write the action's files and resolve its command, or its wrapper's hook around it."""
         try:
-            rules_file = write_path_mapping_file(self._working_directory, self._rules, self._group)
+            rules_file = self._rules_file.ensure()
             add_path_mapping_symbols(plan.symtab, bool(self._rules), rules_file)
             self._write_files(plan.script, plan.file_prefix, plan.symtab)
             resolved = resolve_action(plan.action, plan.symtab, default_period=plan.default_period)

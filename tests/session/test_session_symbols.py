@@ -15,6 +15,7 @@ from tests.session.sessionkit import (
     SessionFactory,
     build_job,
     py,
+    run_script,
     yaml_template,
 )
 
@@ -236,3 +237,28 @@ async def test_bad_format_string_fails_the_action(make_session: SessionFactory) 
     assert result.state == ActionState.FAILED
     assert result.exit_code is None
     assert result.fail_message
+
+
+# Prints the rules file's text, then spoils it the way a careless job might.
+TAMPER = (
+    "import os\n"
+    "say('RULES', open(sys.argv[1]).read())\n"
+    "if sys.argv[2] == 'edit':\n"
+    "    open(sys.argv[1], 'w').write('{}')\n"
+    "else:\n"
+    "    os.remove(sys.argv[1])\n"
+)
+
+
+async def test_every_action_finds_the_rules_file_as_written(
+    make_session: SessionFactory, recorder: Recorder
+) -> None:
+    session = make_session(path_mapping_rules=[RULE])
+    for how in ("edit", "remove", "edit"):
+        script = run_script(py(TAMPER, "{{Session.PathMappingRulesFile}}", how))
+        result = await session.run_task(script, {})
+        assert result.state == ActionState.SUCCESS
+        printed = [line for line in recorder.take() if line.startswith("RULES ")]
+        assert len(printed) == 1
+        rules = json.loads(printed[0].removeprefix("RULES "))
+        assert rules["path_mapping_rules"] == [RULE.to_dict()]
