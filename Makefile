@@ -26,3 +26,19 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+BENCH_VENV := .bench-venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+.PHONY: bench bench-smoke
+
+$(BENCH_STAMP):
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet 'openjd-cli==0.8.0' py-spy
+	touch $(BENCH_STAMP)
+
+bench: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python benchmarks/bench.py --reference $(BENCH_VENV) --results benchmarks/RESULTS.md
+
+bench-smoke: $(STAMP)
+	$(BIN)/python benchmarks/bench.py --smoke

@@ -1,9 +1,9 @@
-"""Job runs at scale: one job's tasks spread over N worker sessions on this host (issue 6).
+"""Job runs at scale: one job's tasks spread over N worker sessions by `ojd run --workers N`.
 
 Run by hand: `.venv/bin/python benchmarks/workers.py [--tasks 64] [--workers 8] [--sleep 0.5]`.
-Prints, for `--tasks` tasks of `sleep --sleep`:
+Prints, for `--tasks` tasks of `sleep --sleep`, each run a real `ojd run` on this host:
 
-- the wall time with 1 worker and with `--workers` workers, and their ratio (target <= 0.2);
+- the wall time with `--workers 1` and with `--workers N`, and their ratio (target <= 0.2);
 - with a job environment whose onEnter sleeps 1 second, how many times that onEnter ran
   (target: once per worker, not once per task) and the wall time.
 
@@ -13,19 +13,18 @@ Nothing is asserted; the numbers are for people.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from openjd.model import create_job_with_symbol_tables, decode_job_template
-
-from openjd_runtime.scheduling import JobRunResult, JobRunSpec, job_steps, run_job
+OJD = [sys.executable, "-m", "openjd_runtime"]
 
 
-def sleep_job(tasks: int, seconds: float, enter_log: Path | None) -> JobRunSpec:
+def sleep_job(tasks: int, seconds: float, enter_log: Path | None) -> dict[str, Any]:
     """`tasks` tasks of `sleep seconds`; with `enter_log`, a job environment whose onEnter
     appends a line to it and sleeps one second."""
     template: dict[str, Any] = {
@@ -48,49 +47,51 @@ def sleep_job(tasks: int, seconds: float, enter_log: Path | None) -> JobRunSpec:
         template["jobEnvironments"] = [
             {"name": "SlowSetup", "script": {"actions": {"onEnter": enter}}}
         ]
-    created = create_job_with_symbol_tables(
-        job_template=decode_job_template(template=template), job_parameter_values={}
-    )
-    return JobRunSpec(job=created.job, steps=job_steps(created.job, created.step_symbol_tables))
+    return template
 
 
-async def timed(spec: JobRunSpec, workers: int) -> tuple[float, JobRunResult]:
+def timed(template: dict[str, Any], workers: int, scratch: Path) -> tuple[float, dict[str, Any]]:
+    """Wall time of `ojd run --workers N --output json`, and its result document."""
+    path = scratch / "job.json"
+    path.write_text(json.dumps(template), encoding="utf-8")
+    command = [*OJD, "run", str(path), "--workers", str(workers), "--output", "json"]
     started = time.monotonic()
-    result = await run_job(spec, workers=workers)
+    done = subprocess.run(command, capture_output=True, text=True, cwd=scratch)
     wall = time.monotonic() - started
-    if not result.success:
-        sys.exit(f"The run with {workers} worker(s) failed: {result.failures}")
-    return wall, result
+    if done.returncode != 0:
+        sys.exit(f"`ojd run --workers {workers}` failed:\n{done.stderr[-4000:]}")
+    return wall, json.loads(done.stdout)
 
 
-def per_worker(result: JobRunResult) -> str:
-    return " ".join(str(w.tasks) for w in result.workers)
+def per_worker(result: dict[str, Any]) -> str:
+    workers = result.get("workers")
+    return " ".join(str(w["tasks"]) for w in workers) if workers else "all"
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=64)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--sleep", type=float, default=0.5)
     args = parser.parse_args()
 
-    plain = sleep_job(args.tasks, args.sleep, None)
-    one, _ = await timed(plain, 1)
-    many, result = await timed(plain, args.workers)
-    print(f"{args.tasks} tasks of sleep {args.sleep}")
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder)
+        plain = sleep_job(args.tasks, args.sleep, None)
+        one, _ = timed(plain, 1, scratch)
+        many, result = timed(plain, args.workers, scratch)
+        log = scratch / "entered"
+        log.touch()
+        wall, slow = timed(sleep_job(args.tasks, args.sleep, log), args.workers, scratch)
+        entered = len(log.read_text().splitlines())
+    print(f"{args.tasks} tasks of sleep {args.sleep}, `ojd run --workers N`")
     print(f"  1 worker:   {one:7.2f} s")
     print(f"  {args.workers} workers: {many:7.2f} s  (tasks per worker: {per_worker(result)})")
     print(f"  ratio:      {many / one:7.3f}  (target <= 0.2)")
-
-    with tempfile.TemporaryDirectory() as scratch:
-        log = Path(scratch) / "entered"
-        log.touch()
-        wall, result = await timed(sleep_job(args.tasks, args.sleep, log), args.workers)
-        entered = len(log.read_text().splitlines())
     print(f"{args.tasks} tasks of sleep {args.sleep}, job environment with a 1 s onEnter")
-    print(f"  {args.workers} workers: {wall:7.2f} s  (tasks per worker: {per_worker(result)})")
+    print(f"  {args.workers} workers: {wall:7.2f} s  (tasks per worker: {per_worker(slow)})")
     print(f"  onEnter ran {entered} times (target: {args.workers}, not {args.tasks})")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,25 @@ def run_ojd(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> 
         env=env,
     )
     return Result(done.returncode, done.stdout, done.stderr)
+
+
+@contextlib.contextmanager
+def ojd_process(*args: str | Path, cwd: Path, output: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`ojd ARGS...` in the background, its stdout and stderr going to `output`; killed on the
+    way out if it still runs."""
+    with open(output, "wb") as out:
+        process = subprocess.Popen(
+            [*OJD, *map(str, args)],
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
 
 
 def assert_one_error(result: Result, code: int, fragment: str) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .ojdkit import OJD, RUN_TIMEOUT, process_alive, wait_for
+from .ojdkit import RUN_TIMEOUT, ojd_process, process_alive, wait_for
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 
@@ -64,16 +66,12 @@ def _job(trap: str) -> str:
     return text
 
 
-def _start(tmp_path: Path, where: str, trap: str = "") -> subprocess.Popen[bytes]:
+@contextlib.contextmanager
+def _started(tmp_path: Path, where: str, trap: str = "") -> Iterator[subprocess.Popen[bytes]]:
     (tmp_path / "job.yaml").write_text(_job(trap), encoding="utf-8")
-    with open(tmp_path / "out", "wb") as out:
-        return subprocess.Popen(
-            [*OJD, "run", "job.yaml", "-p", f"Where={where}"],
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+    args = ("run", "job.yaml", "-p", f"Where={where}")
+    with ojd_process(*args, cwd=tmp_path, output=tmp_path / "out") as process:
+        yield process
 
 
 def _pids(tmp_path: Path) -> list[int]:
@@ -103,16 +101,12 @@ EXPECTED_LOG = {
 def test_first_signal_cancels_the_action_and_still_exits(
     tmp_path: Path, where: str, signum: int
 ) -> None:
-    process = _start(tmp_path, where)
-    try:
+    with _started(tmp_path, where) as process:
         wait_for(lambda: (tmp_path / "started").exists() and len(_pids(tmp_path)) == 2)
         pids = _pids(tmp_path)
         assert all(process_alive(pid) for pid in pids)
         process.send_signal(signum)
         assert process.wait(timeout=RUN_TIMEOUT) == 1
-    finally:
-        process.kill()
-        process.wait()
     output = (tmp_path / "out").read_text()
     assert "Interruption signal received." in output
     assert "Session ended with errors." in output
@@ -125,8 +119,7 @@ def test_first_signal_cancels_the_action_and_still_exits(
 
 def test_second_signal_kills_everything_at_once(tmp_path: Path) -> None:
     # The task ignores SIGTERM, so the first Ctrl-C alone would wait out the 600 s notify period.
-    process = _start(tmp_path, "task", trap="trap '' TERM;")
-    try:
+    with _started(tmp_path, "task", trap="trap '' TERM;") as process:
         wait_for(lambda: (tmp_path / "started").exists() and len(_pids(tmp_path)) == 2)
         pids = _pids(tmp_path)
         working_dir = Path((tmp_path / "started").read_text().strip())
@@ -135,9 +128,6 @@ def test_second_signal_kills_everything_at_once(tmp_path: Path) -> None:
         assert all(process_alive(pid) for pid in pids), "SIGTERM should have been ignored"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=RUN_TIMEOUT) == 1
-    finally:
-        process.kill()
-        process.wait()
     output = (tmp_path / "out").read_text()
     assert "Second interruption" in output
     assert _log(tmp_path) == ["outer-enter", "inner-enter", "task"], "onExit must be skipped"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from openjd.model import DocumentType, ParameterValue, ParameterValueType, document_string_to_object
 
+from openjd_runtime import ActionResult, ActionState
 from openjd_runtime.cli.output import (
     Progress,
     RunReport,
@@ -21,6 +21,16 @@ from openjd_runtime.cli.output import (
     result_block,
     result_document,
     task_banner,
+)
+from openjd_runtime.scheduling import (
+    ActionKind,
+    ActionRef,
+    Failure,
+    JobRunResult,
+    StepOutcome,
+    StepReport,
+    TaskRef,
+    WorkerReport,
 )
 
 MOMENT = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)
@@ -82,6 +92,10 @@ def test_exit_code_line(code: int | None, text: str) -> None:
 def test_closing_lines() -> None:
     assert closing_lines(True)[1] == "All actions completed successfully!"
     assert closing_lines(False)[1:] == ["Session ended with errors.", "Local session ended."]
+    assert closing_lines(False, parallel=True)[1:] == [
+        "Job run ended with errors.",
+        "All sessions ended.",
+    ]
 
 
 def test_result_block_success_with_step_and_preserved_dir() -> None:
@@ -91,7 +105,7 @@ def test_result_block_success_with_step_and_preserved_dir() -> None:
         step_name="S",
         duration=1.23456,
         chunks_run=4,
-        preserved_at=Path("/tmp/OpenJD/x"),
+        preserved_at=("/tmp/OpenJD/x",),
     )
     assert result_block(report) == (
         "\n--- Results of local session ---\n\nSession ended successfully\n"
@@ -106,6 +120,123 @@ def test_result_block_failure_without_step() -> None:
     assert "Session ended with errors; see Task logs for details\n" in block
     assert "Step:" not in block
     assert block.endswith("Chunks run: 0\n")
+
+
+TASK = TaskRef("B", 1, {"F": ParameterValue(type=ParameterValueType.INT, value="2")})
+PARALLEL = JobRunResult(
+    success=False,
+    canceled=False,
+    failures=(
+        Failure(
+            1,
+            ActionRef(ActionKind.RUN, "B", task=TASK),
+            ActionResult(state=ActionState.FAILED, exit_code=3),
+            "task 1 of step 'B' (F=2) failed with exit code 3 on worker 1",
+        ),
+        Failure(0, None, None, "Worker 0 cannot start a session: no space"),
+    ),
+    steps=(
+        StepReport("A", StepOutcome.SUCCEEDED, 2, 2, 0, 0, 1.5, MOMENT, MOMENT),
+        StepReport("B", StepOutcome.FAILED, None, 1, 1, 1, 0.25, MOMENT, None),
+    ),
+    workers=(
+        WorkerReport(0, "local", 3, 0, 1.625, 2),
+        WorkerReport(1, "tcp://h:1", 2, 1, 0.125, 1),
+    ),
+    duration=2.0,
+)
+
+
+def test_result_block_of_a_parallel_run() -> None:
+    report = RunReport(
+        success=False, job_name="J", step_name=None, duration=2, chunks_run=5, details=PARALLEL
+    )
+    assert result_block(report) == (
+        "\n--- Results of job run ---\n\n"
+        "Job run ended with errors; see the failures below\n\n"
+        "Job: J\nDuration: 2.000 seconds\nChunks run: 5\n"
+        "\nSteps:\n"
+        "  A: SUCCEEDED, 2 of 2 tasks succeeded, 0 failed, 0 canceled, "
+        "1.500 seconds of task time\n"
+        "  B: FAILED, 1 of ? tasks succeeded, 1 failed, 1 canceled, 0.250 seconds of task time\n"
+        "\nWorkers:\n"
+        "  w0 (local): 3 tasks, 0 failed, 1.625 seconds of task time, 2 environments entered\n"
+        "  w1 (tcp://h:1): 2 tasks, 1 failed, 0.125 seconds of task time, "
+        "1 environments entered\n"
+        "\nFailures:\n"
+        "  task 1 of step 'B' (F=2) failed with exit code 3 on worker 1\n"
+        "  Worker 0 cannot start a session: no space\n"
+    )
+    canceled = RunReport(
+        success=False,
+        job_name="J",
+        step_name=None,
+        duration=2,
+        chunks_run=5,
+        details=JobRunResult(False, True, (), PARALLEL.steps, PARALLEL.workers, 2.0),
+    )
+    assert canceled.message == "Job run ended with errors"
+    assert "Failures:" not in result_block(canceled)
+
+
+@pytest.mark.parametrize("style", ["json", "yaml"])
+def test_result_document_of_a_parallel_run(style: str) -> None:
+    report = RunReport(
+        success=False, job_name="J", step_name="B", duration=2, chunks_run=5, details=PARALLEL
+    )
+    kind = DocumentType.JSON if style == "json" else DocumentType.YAML
+    data = document_string_to_object(document=result_document(report, style), document_type=kind)
+    assert (data["status"], data["chunks_run"], data["step_name"]) == ("error", 5, "B")
+    assert data["steps"] == [
+        {
+            "name": "A",
+            "outcome": "SUCCEEDED",
+            "total": 2,
+            "succeeded": 2,
+            "failed": 0,
+            "canceled": 0,
+            "not_run": 0,
+            "seconds": 1.5,
+            "started_at": MOMENT.isoformat(),
+            "ended_at": MOMENT.isoformat(),
+        },
+        {
+            "name": "B",
+            "outcome": "FAILED",
+            "total": None,
+            "succeeded": 1,
+            "failed": 1,
+            "canceled": 1,
+            "not_run": None,
+            "seconds": 0.25,
+            "started_at": MOMENT.isoformat(),
+            "ended_at": None,
+        },
+    ]
+    assert data["workers"][1] == {
+        "worker": 1,
+        "location": "tcp://h:1",
+        "tasks": 2,
+        "failed": 1,
+        "seconds": 0.125,
+        "environments_entered": 1,
+    }
+    assert data["failures"] == [
+        {
+            "worker": 1,
+            "step": "B",
+            "action": "onRun",
+            "exit_code": 3,
+            "message": "task 1 of step 'B' (F=2) failed with exit code 3 on worker 1",
+        },
+        {
+            "worker": 0,
+            "step": None,
+            "action": None,
+            "exit_code": None,
+            "message": "Worker 0 cannot start a session: no space",
+        },
+    ]
 
 
 @pytest.mark.parametrize("style", ["json", "yaml"])
@@ -137,6 +268,11 @@ def test_result_document(style: str) -> None:
         ),
         (Progress(phase="Step 'R'", step="R", done=1), 0, "Step 'R' | tasks 1/? | 0:00:00"),
         (Progress(phase="P", status="a\n b\tc"), 0, "P | a b c | 0:00:00"),
+        (
+            Progress(phase="Job 'J'", done=3, total=7, workers=4, busy=2),
+            5,
+            "Job 'J' | tasks 3/7 | 2/4 workers busy | 0:00:05",
+        ),
     ],
 )
 def test_progress_line(progress: Progress, elapsed: float, expected: str) -> None:

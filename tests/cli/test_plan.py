@@ -1,4 +1,4 @@
-"""Step selection, explicit tasks, the wrap preflight and adaptive chunking (pure logic)."""
+"""Step selection, explicit tasks and the wrap preflight (pure logic)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 from openjd.model import (
     DocumentType,
     ParameterValue,
-    ParameterValueType,
     create_job,
     decode_job_template,
     document_string_to_object,
@@ -21,8 +20,6 @@ from openjd.model.v2023_09 import Environment, Job, StepParameterSpace
 
 from openjd_runtime.cli.errors import CliError
 from openjd_runtime.cli.plan import (
-    AdaptiveChunkSize,
-    TaskQueue,
     check_wrap_stack,
     coerce_task,
     explicit_tasks,
@@ -258,78 +255,3 @@ def test_wrap_stack(wrapping: int, plain: int, ok: bool) -> None:
     else:
         with pytest.raises(CliError, match=f"Found {wrapping}: W0, W1"):
             check_wrap_stack(envs)
-
-
-@pytest.mark.parametrize(
-    ("target", "size", "runs", "expected"),
-    [
-        # one fast chunk of 2 in 1 s with a 10 s target: ideal 20, damped to 0.75*2 + 0.25*20
-        (10, 2, [(2, 1.0)], [6]),
-        # already at ten tasks: no damping
-        (10, 10, [(10, 1.0)], [100]),
-        # slower than the target shrinks at once, undamped
-        (10, 4, [(4, 20.0)], [2]),
-        # the same size is not reported again; bad times are ignored
-        (10, 5, [(5, 10.0), (5, 0.0), (5, float("inf"))], [None, None, None]),
-        # never below one
-        (1, 3, [(3, 300.0)], [1]),
-        # averages over every chunk so far
-        (10, 2, [(2, 1.0), (6, 3.0)], [6, 9]),
-    ],
-)
-def test_adaptive_chunk_size(
-    target: float, size: int, runs: list[tuple[int, float]], expected: list[int | None]
-) -> None:
-    chunker = AdaptiveChunkSize(target_seconds=target, size=size)
-    assert [chunker.record(tasks, seconds) for tasks, seconds in runs] == expected
-
-
-ADAPTIVE_JOB = make_job(
-    """
-    specificationVersion: jobtemplate-2023-09
-    extensions: [TASK_CHUNKING]
-    name: A
-    steps:
-      - name: Chunks
-        parameterSpace:
-          taskParameterDefinitions:
-            - {name: F, type: "CHUNK[INT]", range: "1-40",
-               chunks: {defaultTaskCount: 2, targetRuntimeSeconds: 10, rangeConstraint: CONTIGUOUS}}
-        script: {actions: {onRun: {command: "true"}}}
-    """
-)
-
-
-def test_task_queue_adapts_chunks() -> None:
-    queue = TaskQueue(ADAPTIVE_JOB.steps[0], None, -1)
-    assert queue.total is None
-    seen = []
-    for task in queue:
-        seen.append(task["F"].value)
-        queue.task_done(task, 1.0)
-    assert seen[:2] == ["1-2", "3-8"]
-    frames = [n for chunk in seen for n in _expand(chunk)]
-    assert frames == list(range(1, 41))
-
-
-def _expand(chunk: str) -> list[int]:
-    start, _, end = chunk.partition("-")
-    return list(range(int(start), int(end or start) + 1))
-
-
-@pytest.mark.parametrize(("maximum", "expected"), [(-1, 80), (0, 80), (3, 3), (100, 80)])
-def test_task_queue_maximum(maximum: int, expected: int) -> None:
-    step = SPACE_JOB.steps[0]
-    queue = TaskQueue(step, None, maximum)
-    assert queue.total == expected
-    assert len(list(queue)) == expected
-
-
-def test_task_queue_explicit_and_no_space() -> None:
-    task = {"I": ParameterValue(type=ParameterValueType.INT, value="1")}
-    queue = TaskQueue(SPACE_JOB.steps[0], [task, task], -1)
-    assert queue.total == 2
-    assert list(queue) == [task, task]
-    plain = TaskQueue(SPACE_JOB.steps[1], None, 5)
-    assert plain.total == 1
-    assert list(plain) == [{}]

@@ -36,11 +36,11 @@ steps:
 """
 
 
-def _run_on_terminal(cwd: Path) -> tuple[int, str]:
+def _run_on_terminal(cwd: Path, *args: str) -> tuple[int, str]:
     controller, terminal = pty.openpty()
     try:
         process = subprocess.Popen(
-            [*OJD, "run", "job.yaml"],
+            [*OJD, "run", "job.yaml", *args],
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=terminal,
@@ -79,6 +79,21 @@ def test_progress_line_on_a_terminal(tmp_path: Path) -> None:
     assert "Chunks run: 2" in output
     tail = output[output.rindex("Local session ended.") :]
     assert tail.count("\x1b[K") == 1, "the progress line is cleared once, before the result"
+
+
+def test_progress_line_of_several_workers(tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text(JOB, encoding="utf-8")
+    code, output = _run_on_terminal(tmp_path, "--workers", "2")
+    assert code == 0, output
+    drawn = [part.split("\r\x1b[K")[0] for part in output.split("\n")]
+    progress = [line for line in drawn if line.startswith("Job 'Progress' | tasks ")]
+    assert progress, output
+    assert all(
+        re.fullmatch(r".* \| tasks [0-2]/2 \| [0-2]/2 workers busy \| \d+:\d\d:\d\d", line)
+        for line in progress
+    ), progress
+    assert any("| 2/2 workers busy |" in line for line in progress), "both tasks sleep a second"
+    assert "All sessions ended." in output
 
 
 def test_no_progress_line_when_piped(ojd: Callable[..., Result], tmp_path: Path) -> None:

@@ -7,11 +7,13 @@ Every action is a small Python program that records what it did as files in a ma
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,14 @@ from openjd.model import (
     preprocess_job_parameters,
 )
 
-from openjd_runtime.scheduling import JobRunSpec, WorkerLine, job_steps
+from openjd_runtime.scheduling import (
+    ActionRef,
+    JobRunSpec,
+    OnEvent,
+    RunEvent,
+    WorkerOutput,
+    job_steps,
+)
 
 PRELUDE = """\
 import os, signal, subprocess, sys, time
@@ -153,6 +162,31 @@ def environment(name: str) -> dict[str, Any]:
     }
 
 
+def chunked_step(name: str, frames: str, chunks: Mapping[str, Any], run: Any) -> dict[str, Any]:
+    """A step of one CHUNK[INT] parameter F over `frames`, chunked as `chunks` says."""
+    definition = {"name": "F", "type": "CHUNK[INT]", "range": frames, "chunks": dict(chunks)}
+    return {
+        "name": name,
+        "parameterSpace": {"taskParameterDefinitions": [definition]},
+        "script": {"actions": {"onRun": run}},
+    }
+
+
+@contextlib.contextmanager
+def local_cluster() -> Iterator[Any]:
+    """A Dask LocalCluster of two one-thread worker processes, on the loopback only."""
+    from distributed import LocalCluster
+
+    with LocalCluster(  # type: ignore[no-untyped-call]
+        n_workers=2,
+        processes=True,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        yield cluster
+
+
 def frames(count: int) -> dict[str, Any]:
     return {"taskParameterDefinitions": [{"name": "F", "type": "INT", "range": f"1-{count}"}]}
 
@@ -241,16 +275,32 @@ async def until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.02)
 
 
-def counting_lines(prefix: str, wanted: int) -> tuple[Callable[[WorkerLine], None], asyncio.Event]:
-    """An `on_line` callback, and an event set once `wanted` lines starting with `prefix` came."""
+@dataclass(frozen=True)
+class Line:
+    worker: int
+    action: ActionRef
+    text: str
+
+
+def lines_of(events: Iterable[RunEvent]) -> list[Line]:
+    """Every output line of the events, with the worker and action that printed it."""
+    return [
+        Line(event.worker, event.action, text)
+        for event in events
+        if isinstance(event, WorkerOutput)
+        for text in event.lines
+    ]
+
+
+def counting_lines(prefix: str, wanted: int) -> tuple[OnEvent, asyncio.Event]:
+    """An `on_event` callback, and an event set once `wanted` lines starting with `prefix` came."""
     seen = asyncio.Event()
     count = 0
 
-    def on_line(line: WorkerLine) -> None:
+    def on_event(event: RunEvent) -> None:
         nonlocal count
-        if line.text.startswith(prefix):
-            count += 1
-            if count >= wanted:
-                seen.set()
+        count += sum(1 for line in lines_of([event]) if line.text.startswith(prefix))
+        if count >= wanted:
+            seen.set()
 
-    return on_line, seen
+    return on_event, seen

@@ -13,8 +13,8 @@ from openjd_runtime.scheduling import (
     ActionKind,
     ClusterError,
     ClusterJobRun,
+    RunEvent,
     StepOutcome,
-    WorkerLine,
     run_job_on_cluster,
 )
 
@@ -25,6 +25,8 @@ from .kit import (
     counting_lines,
     environment,
     job,
+    lines_of,
+    local_cluster,
     step,
     task,
 )
@@ -32,13 +34,7 @@ from .kit import (
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    with LocalCluster(  # type: ignore[no-untyped-call]
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as local:
+    with local_cluster() as local:
         yield local
 
 
@@ -55,7 +51,7 @@ wait_for("go-" + me, 30)
 async def test_a_multi_step_job_runs_on_two_cluster_workers(
     cluster: LocalCluster, marks: Marks
 ) -> None:
-    """Each task of A waits for a file that the run's `on_line` writes when it sees the task's
+    """Each task of A waits for a file that the run's `on_event` writes when it sees the task's
     line: the run only completes if output streams back while tasks run."""
     spec_ = job(
         marks,
@@ -67,14 +63,15 @@ async def test_a_multi_step_job_runs_on_two_cluster_workers(
         ),
         step("B", 2, task("B", 'print("done " + me)'), depends_on=("A",)),
     )
-    lines: list[WorkerLine] = []
+    events: list[RunEvent] = []
 
-    def on_line(line: WorkerLine) -> None:
-        lines.append(line)
-        if line.text.startswith("ready "):
-            (marks.directory / ("go-" + line.text.removeprefix("ready "))).touch()
+    def on_event(event: RunEvent) -> None:
+        events.append(event)
+        for line in lines_of([event]):
+            if line.text.startswith("ready "):
+                (marks.directory / ("go-" + line.text.removeprefix("ready "))).touch()
 
-    result = await run_job_on_cluster(spec_, cluster=cluster.scheduler_address, on_line=on_line)
+    result = await run_job_on_cluster(spec_, cluster=cluster.scheduler_address, on_event=on_event)
 
     assert result.success, result.failures
     assert [(s.name, s.outcome, s.succeeded) for s in result.steps] == [
@@ -91,7 +88,7 @@ async def test_a_multi_step_job_runs_on_two_cluster_workers(
     assert min(starts_of_b) >= max(ends_of_a)
     task_lines = sorted(
         (line.text, line.action.task.step, line.action.task.parameters["F"].value)
-        for line in lines
+        for line in lines_of(events)
         if line.action.kind is ActionKind.RUN and line.action.task is not None
     )
     assert task_lines == [
@@ -111,7 +108,7 @@ async def test_cancelling_a_cluster_run_cancels_tasks_and_still_exits_environmen
     )
     on_line, both_waiting = counting_lines("waiting", 2)
     running = asyncio.ensure_future(
-        run_job_on_cluster(spec_, cluster=cluster.scheduler_address, on_line=on_line)
+        run_job_on_cluster(spec_, cluster=cluster.scheduler_address, on_event=on_line)
     )
     await asyncio.wait_for(both_waiting.wait(), 30)
     running.cancel()

@@ -17,7 +17,7 @@ from openjd_runtime import ActionResult, ActionState
 from openjd_runtime.scheduling import ActionKind, ActionRef, StepOutcome, TaskRef
 from openjd_runtime.scheduling.core import Idle, Scheduler, plan_steps
 
-from .kit import spec
+from .kit import chunked_step, spec
 
 NOON = datetime(2024, 1, 1, 12, tzinfo=timezone.utc)
 
@@ -238,6 +238,37 @@ CASES = [
         canceled=True,
     ),
     Case(
+        "fail-fast: a worker that cannot start a session stops the run",
+        [("A", 3, ())],
+        [
+            ("next", 0, None, "A0"),
+            ("next", 1, None, "A1"),
+            ("broken", 0, True),
+            ("drop", 0, "A0"),
+            ("canceled", 1, "A1", False),
+            ("next", 1, "A", "done"),
+        ],
+        {"A": StepOutcome.CANCELED},
+        failures=1,
+    ),
+    Case(
+        "keep-going: the others take the tasks of a worker that cannot start a session",
+        [("A", 3, ())],
+        [
+            ("next", 0, None, "A0"),
+            ("broken", 0, False),
+            ("drop", 0, "A0"),
+            ("next", 1, None, "A1"),
+            ("ok", 1, "A1"),
+            ("next", 1, "A", "A2"),
+            ("ok", 1, "A2"),
+            ("next", 1, "A", "done"),
+        ],
+        {"A": StepOutcome.CANCELED},
+        failures=1,
+        keep_going=True,
+    ),
+    Case(
         "a dependency outside the listed steps counts as met",
         [("A", 1, ()), ("B", 1, ("A",))],
         [("next", 0, None, "B0"), ("ok", 0, "B0"), ("next", 0, "B", "done")],
@@ -278,6 +309,9 @@ def test_scheduler(case: Case) -> None:
         elif op == "lost":
             worker, *expect = args
             answer = scheduler.worker_lost(worker, "gone")
+        elif op == "broken":
+            worker, *expect = args
+            answer = scheduler.session_failed(worker, "no session")
         elif op == "cancel":
             expect = list(args)
             answer = scheduler.cancel()
@@ -322,6 +356,38 @@ def test_the_result_adds_up_tasks_and_times_per_step_and_worker() -> None:
         (2, 3.5, 1),
     ]
     assert final.tasks_succeeded == 3 and final.duration == 4.0
+
+
+def test_progress_counts_succeeded_tasks_and_busy_workers() -> None:
+    scheduler = scheduler_for(Case("", [("A", 2, ()), ("B", 3, ("A",))], [], {}, workers=3))
+    first = scheduler.next_task(0, None)
+    second = scheduler.next_task(1, None)
+    assert isinstance(first, TaskRef) and isinstance(second, TaskRef)
+    scheduler.task_ended(0, first, result(ActionState.SUCCESS))
+
+    progress = scheduler.progress()
+    assert {name: (s.succeeded, s.total) for name, s in progress.steps.items()} == {
+        "A": (1, 2),
+        "B": (0, 3),
+    }
+    assert (progress.succeeded, progress.total, progress.busy, progress.workers) == (1, 5, 1, 3)
+
+
+def test_adaptive_chunking_tells_when_it_resizes_the_chunks() -> None:
+    chunks = {"defaultTaskCount": 2, "targetRuntimeSeconds": 10, "rangeConstraint": "CONTIGUOUS"}
+    chunked = chunked_step("A", "1-100", chunks, {"command": "true"})
+    spec_ = spec({"extensions": ["TASK_CHUNKING"], "steps": [chunked]}, Path("."))
+    sizes: list[tuple[str, int]] = []
+    scheduler = Scheduler(
+        plan_steps(spec_), ["local"], on_chunk_size=lambda step, size: sizes.append((step, size))
+    )
+    task = scheduler.next_task(0, None)
+    assert isinstance(task, TaskRef) and task.parameters["F"].value == "1-2"
+    scheduler.task_ended(0, task, result(ActionState.SUCCESS, 1.0))
+    assert sizes == [("A", 6)]
+    following = scheduler.next_task(0, "A")
+    assert isinstance(following, TaskRef) and following.parameters["F"].value == "3-8"
+    assert scheduler.progress().steps["A"].total is None
 
 
 def test_a_failure_names_the_task_and_why() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,9 +11,12 @@ import pytest
 from openjd_runtime import ActionState
 from openjd_runtime.scheduling import (
     ActionKind,
+    ActionStarted,
     JobRun,
+    JobRunSpec,
+    RunEvent,
+    SessionStarted,
     StepOutcome,
-    WorkerLine,
     WorkerStatus,
     run_job,
 )
@@ -22,9 +26,11 @@ from .kit import (
     WAIT_FOR_CANCEL,
     Marks,
     barrier,
+    chunked_step,
     counting_lines,
     environment,
     job,
+    lines_of,
     py,
     spec,
     step,
@@ -134,8 +140,8 @@ async def test_fail_fast_cancels_running_tasks_with_their_declared_method(marks:
         step("A", 6, {**failing, "cancelation": NOTIFY}),
         step("B", 1, task("B"), depends_on=("A",)),
     )
-    statuses: list[WorkerStatus] = []
-    result = await run_job(spec_, workers=3, on_status=statuses.append)
+    events: list[RunEvent] = []
+    result = await run_job(spec_, workers=3, on_event=events.append)
 
     assert not result.success
     failure = result.failure
@@ -150,6 +156,7 @@ async def test_fail_fast_cancels_running_tasks_with_their_declared_method(marks:
     assert (a.outcome, a.failed, a.canceled, a.succeeded) == (StepOutcome.FAILED, 1, 2, 0)
     assert b.outcome is StepOutcome.NOT_STARTED
     assert marks.count("enter-Job-") == marks.count("exit-Job-") == 3
+    statuses = [event for event in events if isinstance(event, WorkerStatus)]
     ended = [s for s in statuses if s.status.state is not ActionState.RUNNING]
     assert {s.status.state for s in ended if s.action.kind is ActionKind.RUN} == {
         ActionState.FAILED,
@@ -252,7 +259,7 @@ async def test_cancelling_a_parallel_run_cancels_tasks_and_exits_every_environme
         step("A", 6, {**waiting, "cancelation": NOTIFY}, stepEnvironments=[environment("StepA")]),
     )
     on_line, all_waiting = counting_lines("waiting", 3)
-    running = asyncio.ensure_future(run_job(spec_, workers=3, on_line=on_line))
+    running = asyncio.ensure_future(run_job(spec_, workers=3, on_event=on_line))
     await asyncio.wait_for(all_waiting.wait(), 30)
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -278,7 +285,7 @@ time.sleep(60)
     long_notice = {"mode": "NOTIFY_THEN_TERMINATE", "notifyPeriodInSeconds": 60}
     spec_ = job(marks, step("A", 4, {**stubborn, "cancelation": long_notice}))
     on_line, all_waiting = counting_lines("waiting", 2)
-    run = JobRun(spec_, workers=2, on_line=on_line)
+    run = JobRun(spec_, workers=2, on_event=on_line)
     running = asyncio.ensure_future(run.run())
     await asyncio.wait_for(all_waiting.wait(), 30)
     run.cancel()
@@ -298,7 +305,7 @@ async def test_cancel_returns_a_result_once_environments_are_exited(marks: Marks
     waiting = task("A", 'print("waiting", flush=True)' + WAIT_FOR_CANCEL)
     spec_ = job(marks, step("A", 4, {**waiting, "cancelation": NOTIFY}))
     on_line, all_waiting = counting_lines("waiting", 2)
-    run = JobRun(spec_, workers=2, on_line=on_line)
+    run = JobRun(spec_, workers=2, on_event=on_line)
     running = asyncio.ensure_future(run.run())
     await asyncio.wait_for(all_waiting.wait(), 30)
     run.cancel()
@@ -324,22 +331,20 @@ async def test_output_lines_stay_whole_and_name_their_worker_and_task(marks: Mar
         """,
         "{{Task.Param.F}}",
     )
-    lines: list[WorkerLine] = []
-    ran_on: dict[str, int] = {}
-
-    def on_status(status: WorkerStatus) -> None:
-        task_ = status.action.task
-        if task_ is not None and status.status.state is ActionState.SUCCESS:
-            ran_on[task_.parameters["F"].value] = status.worker
-
+    events: list[RunEvent] = []
     result = await run_job(
-        job(marks, step("A", 6, chatty), env=False),
-        workers=3,
-        on_line=lines.append,
-        on_status=on_status,
+        job(marks, step("A", 6, chatty), env=False), workers=3, on_event=events.append
     )
 
     assert result.success, result.failures
+    ran_on = {
+        event.action.task.parameters["F"].value: event.worker
+        for event in events
+        if isinstance(event, WorkerStatus)
+        and event.action.task is not None
+        and event.status.state is ActionState.SUCCESS
+    }
+    lines = lines_of(events)
     assert len(lines) == 18
     for line in lines:
         assert line.action.kind is ActionKind.RUN and line.action.task is not None
@@ -353,20 +358,10 @@ async def test_output_lines_stay_whole_and_name_their_worker_and_task(marks: Mar
 
 
 async def test_chunks_are_handed_out_once_each(marks: Marks) -> None:
-    chunked = {
-        "name": "A",
-        "parameterSpace": {
-            "taskParameterDefinitions": [
-                {
-                    "name": "F",
-                    "type": "CHUNK[INT]",
-                    "range": "1-10",
-                    "chunks": {"defaultTaskCount": 3, "rangeConstraint": "CONTIGUOUS"},
-                }
-            ]
-        },
-        "script": {"actions": {"onRun": py('mark("chunk-" + sys.argv[1])', "{{Task.Param.F}}")}},
-    }
+    chunks = {"defaultTaskCount": 3, "rangeConstraint": "CONTIGUOUS"}
+    chunked = chunked_step(
+        "A", "1-10", chunks, py('mark("chunk-" + sys.argv[1])', "{{Task.Param.F}}")
+    )
     body = {"extensions": ["TASK_CHUNKING"], "steps": [chunked]}
     result = await run_job(spec(body, marks.directory), workers=2)
 
@@ -382,3 +377,81 @@ async def test_chunks_are_handed_out_once_each(marks: Marks) -> None:
 async def test_a_run_needs_a_worker(marks: Marks) -> None:
     with pytest.raises(ValueError, match="at least one worker"):
         JobRun(job(marks, step("A", 1, task("A"))), workers=0)
+
+
+async def test_a_worker_that_cannot_start_a_session_fails_the_run_cleanly(
+    marks: Marks, tmp_path: Path
+) -> None:
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    spec_ = job(marks, step("A", 2, task("A")), session_root_directory=not_a_directory)
+    events: list[RunEvent] = []
+    result = await run_job(spec_, workers=2, on_event=events.append)
+
+    assert not result.success
+    assert [f.action for f in result.failures] == [None]
+    failure = result.failure
+    assert failure is not None
+    assert failure.message.startswith(f"Worker {failure.worker} cannot start a session: ")
+    assert "is not a directory" in failure.message or "File exists" in failure.message
+    assert result.steps[0].outcome is StepOutcome.CANCELED
+    assert marks.count("start-") == marks.count("enter-") == 0
+    assert not [e for e in events if isinstance(e, (ActionStarted, SessionStarted))]
+
+
+SLOW_EXIT = """
+mark("exiting-" + str(os.getpid()))
+signal.signal(signal.SIGTERM, lambda *_: (mark("term-exit-" + str(os.getpid())), sys.exit(0)))
+wait_for("go", 30)
+"""
+
+
+def slow_exit_job(marks: Marks, *steps: dict[str, Any]) -> JobRunSpec:
+    slow = {
+        "name": "Slow",
+        "script": {
+            "actions": {
+                "onExit": {**py(SLOW_EXIT), "cancelation": NOTIFY},
+            }
+        },
+    }
+    return spec({"jobEnvironments": [slow], "steps": list(steps)}, marks.directory)
+
+
+async def test_cancelling_the_run_also_cancels_a_running_on_exit(marks: Marks) -> None:
+    run = JobRun(slow_exit_job(marks, step("A", 1, task("A"))), workers=1)
+    running = asyncio.ensure_future(run.run())
+    await asyncio.wait_for(until(lambda: marks.count("exiting-") == 1), 30)
+    run.cancel()
+    result = await asyncio.wait_for(running, 30)
+
+    assert result.canceled and not result.success and result.failures == ()
+    assert marks.count("term-exit-") == 1
+    assert result.steps[0].succeeded == 1
+
+
+FAILS_ONCE_AN_EXIT_RUNS = """
+if sys.argv[1] == "2":
+    end = time.time() + 30
+    while count("exiting-") < 1 and time.time() < end:
+        time.sleep(0.02)
+    sys.exit(1)
+"""
+
+
+async def test_a_failure_elsewhere_lets_a_running_on_exit_finish(marks: Marks) -> None:
+    """A-1 ends at once, so its worker runs out of work and exits; A-2 fails once that onExit
+    has started, and the test lets the onExit finish only after it has seen the failure."""
+    fails_during_exit = py(FAILS_ONCE_AN_EXIT_RUNS, "{{Task.Param.F}}")
+    spec_ = slow_exit_job(marks, step("A", 2, fails_during_exit))
+
+    def on_event(event: RunEvent) -> None:
+        if isinstance(event, WorkerStatus) and event.status.state is ActionState.FAILED:
+            (marks.directory / "go").touch()
+
+    result = await asyncio.wait_for(run_job(spec_, workers=2, on_event=on_event), 60)
+
+    assert not result.success and len(result.failures) == 1
+    assert marks.count("exiting-") == 2
+    assert marks.count("term-exit-") == 0
+    assert marks.living() == []

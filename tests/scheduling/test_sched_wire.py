@@ -9,12 +9,12 @@ import pytest
 from openjd.model import ParameterValue, ParameterValueType
 
 from openjd_runtime import ActionResult, ActionState, ActionStatus
-from openjd_runtime.scheduling import ActionKind, ActionRef, TaskRef
-from openjd_runtime.scheduling.events import Dropped, Ended, Output, Progress, WorkerEvent
+from openjd_runtime.scheduling import records
+from openjd_runtime.scheduling.events import SessionFailed, TaskDropped, WorkerEvent
 from openjd_runtime.scheduling.wire import decode_event, decode_task, encode_event, encode_task
 
 STARTED = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)
-TASK = TaskRef(
+TASK = records.TaskRef(
     "Render",
     7,
     {
@@ -23,27 +23,31 @@ TASK = TaskRef(
         "Scene": ParameterValue(type=ParameterValueType.PATH, value="/mnt/a b.ma"),
     },
 )
-RUN = ActionRef(ActionKind.RUN, "Render", task=TASK)
-ENTER = ActionRef(ActionKind.ENTER, None, environment="Licenses")
-EXIT = ActionRef(ActionKind.EXIT, "Render", environment="Scene cache")
+RUN = records.ActionRef(records.ActionKind.RUN, "Render", task=TASK)
+ENTER = records.ActionRef(records.ActionKind.ENTER, None, environment="Licenses")
+EXIT = records.ActionRef(records.ActionKind.EXIT, "Render", environment="Scene cache")
+FAILED = ActionResult(
+    state=ActionState.FAILED,
+    exit_code=3,
+    fail_message="no license",
+    started_at=STARTED,
+    ended_at=STARTED,
+)
 
 EVENTS: list[WorkerEvent] = [
-    Output(RUN, ("first line", "", "  ünïcode\ttabs  ")),
-    Output(ENTER, ()),
-    Progress(RUN, ActionStatus(ActionState.RUNNING, progress=42.5, status_message="half")),
-    Progress(ENTER, ActionStatus(ActionState.RUNNING, started_at=STARTED)),
-    Ended(
-        RUN,
-        ActionResult(
-            state=ActionState.FAILED,
-            exit_code=3,
-            fail_message="no license",
-            started_at=STARTED,
-            ended_at=STARTED,
-        ),
+    records.SessionStarted(2, "ojd-1-worker2-1", "/tmp/OpenJD/ojd-1-worker2-1abc"),
+    SessionFailed(0, "Worker 0 cannot start a session: no space left"),
+    records.ActionStarted(1, RUN),
+    records.ActionStarted(1, EXIT),
+    records.WorkerOutput(3, RUN, ("first line", "", "  ünïcode\ttabs  ")),
+    records.WorkerOutput(3, ENTER, ()),
+    records.WorkerStatus(
+        1, RUN, ActionStatus(ActionState.RUNNING, progress=42.5, status_message="half")
     ),
-    Ended(EXIT, ActionResult(state=ActionState.TIMEOUT)),
-    Dropped(TASK),
+    records.WorkerStatus(0, ENTER, ActionStatus(ActionState.RUNNING, started_at=STARTED)),
+    records.WorkerStatus(4, RUN, FAILED),
+    records.WorkerStatus(4, EXIT, ActionResult(state=ActionState.TIMEOUT)),
+    TaskDropped(5, TASK),
 ]
 
 
@@ -61,6 +65,8 @@ def test_an_event_round_trips(event: WorkerEvent) -> None:
     decoded = decode_event(as_msgpack_returns(encode_event(event)))
     assert decoded == event
     assert type(decoded) is type(event)
+    if isinstance(event, records.WorkerStatus) and isinstance(decoded, records.WorkerStatus):
+        assert type(decoded.status) is type(event.status), "an end stays an end"
 
 
 def test_a_task_round_trips() -> None:
@@ -69,4 +75,4 @@ def test_a_task_round_trips() -> None:
 
 def test_an_unknown_event_is_an_error() -> None:
     with pytest.raises(ValueError, match="Unknown worker event"):
-        decode_event(["gossip"])
+        decode_event(["gossip", 0])

@@ -26,6 +26,7 @@ from openjd.model import (
 )
 from openjd.model.v2023_09 import Job
 
+from ..jobs import JobRunSpec, StepRun
 from .console import Console
 from .describe import job_summary, summary_text, template_help
 from .errors import EXIT_USAGE, CliError
@@ -46,7 +47,6 @@ from .output import dump_document, result_block, result_document
 from .paths import resolve_path_inputs
 from .plan import (
     RunPlan,
-    StepRun,
     check_wrap_stack,
     explicit_tasks,
     parse_task_param_args,
@@ -217,19 +217,25 @@ def _plan(args: argparse.Namespace) -> RunPlan:
     declared = set(inputs.template.extensions or [])
     for environment_template in inputs.environment_templates:
         declared.update(environment_template.extensions or [])
-    return RunPlan(
+    spec = JobRunSpec(
         job=job,
-        parameter_values=inputs.parameter_values,
-        external_environments=external,
         steps=step_runs,
-        extensions=RevisionExtensions(
+        job_parameter_values=inputs.parameter_values,
+        external_environments=external,
+        maximum_tasks=args.maximum_tasks,
+        path_mapping_rules=rules,
+        revision_extensions=RevisionExtensions(
             spec_rev=inputs.template.revision, supported_extensions=sorted(declared)
         ),
-        path_mapping_rules=rules,
-        maximum_tasks=args.maximum_tasks,
+        retain_working_dirs=args.preserve,
+    )
+    return RunPlan(
+        spec=spec,
         selected_step=args.step,
-        preserve=args.preserve,
         verbose=args.verbose,
+        workers=args.workers if args.cluster is not None else args.workers or 1,
+        cluster=args.cluster,
+        keep_going=args.keep_going,
     )
 
 

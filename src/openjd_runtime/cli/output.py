@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from openjd.model import ParameterValue
+
+if TYPE_CHECKING:
+    from ..scheduling import JobRunResult
 
 RULE = "=" * 46
 
@@ -60,32 +63,45 @@ class RunReport:
     step_name: str | None
     duration: float
     chunks_run: int
-    preserved_at: Path | None = None
+    preserved_at: Sequence[str] = ()
+    """The working directories kept by `--preserve`."""
+    details: JobRunResult | None = None
+    """With several workers or a cluster: per-step and per-worker counts, and the failures."""
 
     @property
     def message(self) -> str:
-        text = (
-            "Session ended successfully"
-            if self.success
-            else "Session ended with errors; see Task logs for details"
-        )
-        if self.preserved_at is not None:
-            text += f"\nWorking directory preserved at: {self.preserved_at}"
+        if self.details is None:
+            text = (
+                "Session ended successfully"
+                if self.success
+                else "Session ended with errors; see Task logs for details"
+            )
+        elif self.success:
+            text = "Job run ended successfully"
+        else:
+            text = "Job run ended with errors"
+            if self.details.failures:
+                text += "; see the failures below"
+        for directory in self.preserved_at:
+            text += f"\nWorking directory preserved at: {directory}"
         return text
 
 
-def closing_lines(success: bool) -> list[str]:
-    return [
-        "",
-        "All actions completed successfully!" if success else "Session ended with errors.",
-        "Local session ended.",
-    ]
+def closing_lines(success: bool, *, parallel: bool = False) -> list[str]:
+    if parallel:
+        ended = "Job run ended with errors."
+        last = "All sessions ended."
+    else:
+        ended = "Session ended with errors."
+        last = "Local session ended."
+    return ["", "All actions completed successfully!" if success else ended, last]
 
 
 def result_block(report: RunReport) -> str:
+    title = "job run" if report.details is not None else "local session"
     lines = [
         "",
-        "--- Results of local session ---",
+        f"--- Results of {title} ---",
         "",
         report.message,
         "",
@@ -94,12 +110,79 @@ def result_block(report: RunReport) -> str:
     if report.step_name is not None:
         lines.append(f"Step: {report.step_name}")
     lines += [f"Duration: {report.duration:.3f} seconds", f"Chunks run: {report.chunks_run}"]
+    if report.details is not None:
+        lines += _details_lines(report.details)
     return "\n".join(lines) + "\n"
+
+
+def _details_lines(result: JobRunResult) -> list[str]:
+    lines = ["", "Steps:"]
+    for step in result.steps:
+        total = "?" if step.total is None else str(step.total)
+        lines.append(
+            f"  {step.name}: {step.outcome.value}, {step.succeeded} of {total} tasks succeeded, "
+            f"{step.failed} failed, {step.canceled} canceled, "
+            f"{step.seconds:.3f} seconds of task time"
+        )
+    lines += ["", "Workers:"]
+    for worker in result.workers:
+        lines.append(
+            f"  w{worker.worker} ({worker.location}): {worker.tasks} tasks, "
+            f"{worker.failed} failed, {worker.seconds:.3f} seconds of task time, "
+            f"{worker.environments_entered} environments entered"
+        )
+    if result.failures:
+        lines += ["", "Failures:", *(f"  {failure.message}" for failure in result.failures)]
+    return lines
+
+
+def _details_data(result: JobRunResult) -> dict[str, Any]:
+    def when(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment is not None else None
+
+    return {
+        "steps": [
+            {
+                "name": step.name,
+                "outcome": step.outcome.value,
+                "total": step.total,
+                "succeeded": step.succeeded,
+                "failed": step.failed,
+                "canceled": step.canceled,
+                "not_run": step.not_run,
+                "seconds": round(step.seconds, 3),
+                "started_at": when(step.started_at),
+                "ended_at": when(step.ended_at),
+            }
+            for step in result.steps
+        ],
+        "workers": [
+            {
+                "worker": worker.worker,
+                "location": worker.location,
+                "tasks": worker.tasks,
+                "failed": worker.failed,
+                "seconds": round(worker.seconds, 3),
+                "environments_entered": worker.environments_entered,
+            }
+            for worker in result.workers
+        ],
+        "failures": [
+            {
+                "worker": failure.worker,
+                "step": failure.action.step if failure.action is not None else None,
+                "action": failure.action.kind.value if failure.action is not None else None,
+                "exit_code": failure.result.exit_code if failure.result is not None else None,
+                "message": failure.message,
+            }
+            for failure in result.failures
+        ],
+    }
 
 
 def result_document(report: RunReport, style: str) -> str:
     """The result as one JSON or YAML document, keys sorted."""
-    data = {
+    data: dict[str, Any] = {
         "chunks_run": report.chunks_run,
         "duration": round(report.duration, 3),
         "job_name": report.job_name,
@@ -107,6 +190,8 @@ def result_document(report: RunReport, style: str) -> str:
         "status": "success" if report.success else "error",
         "step_name": report.step_name,
     }
+    if report.details is not None:
+        data.update(_details_data(report.details))
     return dump_document(data, style)
 
 
@@ -129,14 +214,19 @@ class Progress:
     total: int | None = None
     percent: float | None = None
     status: str | None = None
+    workers: int | None = None
+    """With several workers: how many, and how many of them are busy."""
+    busy: int = 0
 
 
 def progress_line(progress: Progress, elapsed: float, width: int) -> str:
     """One terminal line, cut to `width` so it never wraps (wrapping breaks the redraw)."""
     parts = [progress.phase]
-    if progress.step is not None:
+    if progress.step is not None or progress.workers is not None:
         total = "?" if progress.total is None else str(progress.total)
         parts.append(f"tasks {progress.done}/{total}")
+    if progress.workers is not None:
+        parts.append(f"{progress.busy}/{progress.workers} workers busy")
     if progress.percent is not None:
         parts.append(f"{progress.percent:.0f}%")
     if progress.status:

@@ -21,6 +21,16 @@ class Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+def _worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return count
+
+
 def _add_extensions(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--extensions",
@@ -100,8 +110,9 @@ def build_parser() -> tuple[Parser, Parser]:
     run = commands.add_parser(
         "run",
         help="run a job (or some of its steps and tasks) on this host",
-        description="Run a job's steps and tasks in one local session. With PATH, --help also "
-        "lists the template's parameters.",
+        description="Run a job's steps and tasks in one local session, in several at once "
+        "(--workers), or on a Dask cluster (--cluster). With PATH, --help also lists the "
+        "template's parameters.",
         add_help=False,
         allow_abbrev=False,
     )
@@ -138,6 +149,26 @@ def build_parser() -> tuple[Parser, Parser]:
         help="run at most N tasks (chunks) of each step; 0 or less means all (default: -1)",
     )
     _add_environments(run)
+    run.add_argument(
+        "--workers",
+        type=_worker_count,
+        metavar="N",
+        help="run N sessions at once, each entering the environments once and then taking "
+        "task after task; lines then say which worker and task they belong to (default: 1, "
+        "or one per worker thread of the --cluster)",
+    )
+    run.add_argument(
+        "--cluster",
+        metavar="tcp://HOST:PORT",
+        help="run the sessions on the workers of the Dask cluster whose scheduler is at this "
+        "address (needs openjd-runtime[dask])",
+    )
+    run.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="after a failure, still run every task that does not depend on it "
+        "(default: stop at the first failure)",
+    )
     run.add_argument(
         "--path-mapping-rules",
         metavar="JSON|file://PATH",

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
-from openjd.expr import PathMappingRule, SerializedSymbolTable
 from openjd.model import (
     IntRangeExpr,
-    JobParameterValues,
     ParameterValue,
     ParameterValueType,
-    RevisionExtensions,
     StepDependencyGraph,
     StepParameterSpaceIterator,
     TaskParameterSet,
 )
 from openjd.model.v2023_09 import Environment, Job, Step, StepParameterSpace, TaskParameterType
 
+from ..jobs import JobRunSpec
 from .errors import EXIT_USAGE, CliError
 
 WRAP_HOOKS = ("onWrapEnvEnter", "onWrapTaskRun", "onWrapEnvExit")
@@ -157,102 +154,20 @@ def explicit_tasks(step: Step, raw_tasks: Sequence[Mapping[str, Any]]) -> list[T
     return tasks
 
 
-@dataclass
-class AdaptiveChunkSize:
-    """Grows or shrinks chunks towards `target_seconds`, from the run time of the chunks so far.
-
-    While fewer than 10 tasks have run, growth is damped (a quarter of the way to the ideal
-    size), so one fast first chunk does not make the next one huge.
-    """
-
-    target_seconds: float
-    size: int
-    tasks: int = 0
-    seconds: float = 0.0
-
-    def record(self, tasks: int, seconds: float) -> int | None:
-        """The new chunk size when it changes, else None."""
-        if tasks <= 0 or not math.isfinite(seconds) or seconds <= 0:
-            return None
-        self.tasks += tasks
-        self.seconds += seconds
-        ideal = self.target_seconds / (self.seconds / self.tasks)
-        if self.tasks < 10 and ideal > self.size:
-            ideal = 0.75 * self.size + 0.25 * ideal
-        size = max(1, math.floor(ideal))
-        if size == self.size:
-            return None
-        self.size = size
-        return size
-
-
-class TaskQueue:
-    """The tasks (chunks) of one step, drawn lazily from the parameter space."""
-
-    def __init__(
-        self,
-        step: Step,
-        explicit: Sequence[TaskParameterSet] | None,
-        maximum_tasks: int,
-    ) -> None:
-        self._iterator: StepParameterSpaceIterator | None = None
-        self._chunker: AdaptiveChunkSize | None = None
-        self._chunk_name: str | None = None
-        self.total: int | None
-        if explicit is not None:
-            self._source: Iterator[TaskParameterSet] = iter(explicit)
-            self.total = len(explicit)
-            return
-        iterator = StepParameterSpaceIterator(space=step.parameterSpace)
-        self._iterator = iterator
-        self.total = None if iterator.chunks_adaptive else len(iterator)
-        self._source = iterator
-        if maximum_tasks > 0:
-            self._source = islice(iterator, maximum_tasks)
-            if self.total is not None:
-                self.total = min(self.total, maximum_tasks)
-        name = iterator.chunks_parameter_name
-        if iterator.chunks_adaptive and name is not None and step.parameterSpace is not None:
-            chunks = step.parameterSpace.taskParameterDefinitions[name].chunks
-            size = iterator.chunks_default_task_count
-            if chunks is not None and size is not None:
-                self._chunk_name = name
-                self._chunker = AdaptiveChunkSize(
-                    target_seconds=float(int(chunks.targetRuntimeSeconds or 0)), size=size
-                )
-
-    def __iter__(self) -> Iterator[TaskParameterSet]:
-        return self._source
-
-    def task_done(self, task: TaskParameterSet, seconds: float) -> int | None:
-        """Feeds a finished chunk's run time to adaptive chunking; the new size if it changed."""
-        if self._chunker is None or self._iterator is None or self._chunk_name is None:
-            return None
-        frames = len(IntRangeExpr.from_str(str(task[self._chunk_name].value)))
-        size = self._chunker.record(frames, seconds)
-        if size is not None:
-            self._iterator.chunks_default_task_count = size
-        return size
-
-
-@dataclass(frozen=True)
-class StepRun:
-    step: Step
-    symtab: SerializedSymbolTable | None
-    explicit_tasks: Sequence[TaskParameterSet] | None = None
-
-
 @dataclass(frozen=True)
 class RunPlan:
     """Everything decided before the first process starts."""
 
-    job: Job
-    parameter_values: JobParameterValues
-    external_environments: Sequence[Environment]
-    steps: Sequence[StepRun]
-    extensions: RevisionExtensions
-    path_mapping_rules: Sequence[PathMappingRule] = ()
-    maximum_tasks: int = -1
+    spec: JobRunSpec
     selected_step: str | None = None
-    preserve: bool = False
     verbose: bool = False
+    workers: int | None = 1
+    """Sessions at once; None on a cluster means one per worker thread of the cluster."""
+    cluster: str | None = None
+    """The Dask scheduler's address, or None to run on this host."""
+    keep_going: bool = False
+
+    @property
+    def parallel(self) -> bool:
+        """Whether lines must say which worker and task they belong to."""
+        return self.cluster is not None or self.workers != 1

@@ -6,7 +6,7 @@ step and exiting them (newest first) before it moves to another step or finishes
 tasks become runnable once every step it depends on has succeeded.
 
     spec = JobRunSpec(job=job, steps=job_steps(job, step_symtabs), job_parameter_values=values)
-    run = JobRun(spec, workers=8, on_line=print_line, on_status=show_status)
+    run = JobRun(spec, workers=8, on_event=show)   # RunEvent: lines, statuses, starts, ...
     result = await run.run()      # run.cancel() from a signal handler: once to stop, twice to kill
 
 `ClusterJobRun` (in `cluster`) does the same on the workers of a Dask cluster.
@@ -14,38 +14,56 @@ tasks become runnable once every step it depends on has succeeded.
 
 from __future__ import annotations
 
-from ..cli.plan import StepRun
+from ..jobs import JobRunSpec, StepRun, job_steps
 from .cluster import ClusterError, ClusterJobRun, run_job_on_cluster
 from .local import JobRun, run_job
 from .records import (
+    ActionEvent,
     ActionKind,
     ActionRef,
+    ActionStarted,
+    ChunkSizeChanged,
     Failure,
+    FromWorker,
     JobRunResult,
-    JobRunSpec,
+    OnEvent,
+    RunEvent,
+    RunProgress,
+    RunStarted,
+    SessionStarted,
     StepOutcome,
+    StepProgress,
     StepReport,
     TaskRef,
-    WorkerLine,
+    WorkerOutput,
     WorkerReport,
     WorkerStatus,
-    job_steps,
 )
 
 __all__ = [
+    "ActionEvent",
     "ActionKind",
     "ActionRef",
+    "ActionStarted",
+    "ChunkSizeChanged",
     "ClusterError",
     "ClusterJobRun",
     "Failure",
+    "FromWorker",
     "JobRun",
     "JobRunResult",
     "JobRunSpec",
+    "OnEvent",
+    "RunEvent",
+    "RunProgress",
+    "RunStarted",
+    "SessionStarted",
     "StepOutcome",
+    "StepProgress",
     "StepReport",
     "StepRun",
     "TaskRef",
-    "WorkerLine",
+    "WorkerOutput",
     "WorkerReport",
     "WorkerStatus",
     "job_steps",

@@ -4,9 +4,11 @@ The scheduler of the run (which task runs next, fail-fast, results) stays in the
 Each of its workers is one long Dask task, pinned to one thread of one cluster worker, that runs
 the same worker loop as a local run on an event loop of its own. The two sides talk through a
 pair of `distributed.Queue`s per worker, held by the Dask scheduler: the worker asks for tasks and
-streams its output lines, statuses and results up while actions run; the run sends tasks,
-cancel and abort requests, and a ping that tells the worker its run is still there. A worker
-that hears nothing for `LOST_AFTER` seconds cancels its action and exits its environments.
+streams its output lines, statuses and results up while actions run; the run sends tasks and
+stop, cancel and abort requests. Each side pings when it has nothing else to say, so a read only
+times out when the other side is gone: a worker that hears nothing for `LOST_AFTER` seconds
+stops its action and exits its environments, and the run counts a silent worker as lost. When a
+worker has finished, the run says goodbye, so that neither side leaves a read pending.
 
 What the cluster needs:
 
@@ -28,18 +30,19 @@ import contextlib
 import importlib
 import secrets
 import time
-from datetime import timedelta
 from typing import Any
 
-from .coordinator import Coordinator, JobRunBase, OnLine, OnStatus, run_all
+from ..jobs import JobRunSpec
+from .coordinator import Coordinator, JobRunBase, run_all
 from .events import WorkerEvent
-from .records import JobRunResult, JobRunSpec, TaskRef
+from .records import JobRunResult, OnEvent, TaskRef
 from .wire import (
     ABORT,
     CANCEL,
     FINISHED,
     NEXT,
     PING,
+    STOP,
     TASK,
     Message,
     decode_event,
@@ -49,11 +52,9 @@ from .wire import (
 )
 from .worker import Worker
 
-POLL_SECONDS = 1.0
-"""How long a wait on a queue lasts before looking around (is the other side still there?)."""
 PING_SECONDS = 2.0
 LOST_AFTER = 30.0
-"""A worker that hears nothing from its run for this long takes the run as gone."""
+"""Silence for this long means the other side is gone."""
 
 _TIMEOUTS = (TimeoutError, asyncio.TimeoutError)
 
@@ -78,7 +79,7 @@ def _queue_names(run_id: str, index: int) -> tuple[str, str]:
     return f"ojd-{run_id}-{index}-up", f"ojd-{run_id}-{index}-down"
 
 
-async def _batch(outbox: asyncio.Queue[Message | None], wait: float | None) -> list[Message | None]:
+async def _batch(outbox: asyncio.Queue[Message | None], wait: float) -> list[Message | None]:
     """What is waiting in the outbox, or [] when nothing came within `wait` seconds."""
     try:
         first = await asyncio.wait_for(outbox.get(), wait)
@@ -90,10 +91,29 @@ async def _batch(outbox: asyncio.Queue[Message | None], wait: float | None) -> l
     return batch
 
 
+async def _pump(outbox: asyncio.Queue[Message | None], queue: Any) -> None:
+    """Sends the outbox's messages in batches, and a ping after `PING_SECONDS` of quiet; ends
+    once it has sent what came before a None."""
+    while True:
+        batch = await _batch(outbox, PING_SECONDS)
+        messages = [m for m in batch if m is not None] if batch else [[PING]]
+        if messages:
+            await queue.put(messages)
+        if None in batch:
+            return
+
+
+async def _settled(future: Any) -> None:
+    """Waits for a Dask future to finish, whether it succeeds or not."""
+    with contextlib.suppress(Exception):
+        await future
+
+
 class ClusterJobRun(JobRunBase):
     """A job run by worker sessions on a Dask cluster; `run()` and `cancel()` as `JobRun`'s.
 
-    `workers` defaults to the number of threads the cluster has.
+    `workers` defaults to the number of threads the cluster has; `connect_timeout` (seconds) to
+    Dask's own setting, `distributed.comm.timeouts.connect`.
     """
 
     def __init__(
@@ -103,13 +123,12 @@ class ClusterJobRun(JobRunBase):
         cluster: str,
         workers: int | None = None,
         keep_going: bool = False,
-        on_line: OnLine | None = None,
-        on_status: OnStatus | None = None,
-        connect_timeout: float = 10.0,
+        on_event: OnEvent | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
         if workers is not None and workers < 1:
             raise ValueError(f"A job needs at least one worker; got {workers}.")
-        super().__init__(spec, keep_going=keep_going, on_line=on_line, on_status=on_status)
+        super().__init__(spec, keep_going=keep_going, on_event=on_event)
         self._address = cluster
         self._workers = workers
         self._connect_timeout = connect_timeout
@@ -117,14 +136,13 @@ class ClusterJobRun(JobRunBase):
     async def run(self) -> JobRunResult:
         distributed = _distributed()
         started = time.monotonic()
+        timeout = {} if self._connect_timeout is None else {"timeout": self._connect_timeout}
         try:
+            distributed.comm.get_address_host_port(self._address)
             client = await distributed.Client(
-                self._address,
-                asynchronous=True,
-                timeout=self._connect_timeout,
-                set_as_default=False,
+                self._address, asynchronous=True, set_as_default=False, **timeout
             )
-        except (OSError, *_TIMEOUTS) as exc:
+        except (OSError, ValueError, *_TIMEOUTS) as exc:
             raise ClusterError(
                 f"Cannot connect to the Dask scheduler at {self._address}: {exc}"
             ) from exc
@@ -163,17 +181,11 @@ async def run_job_on_cluster(
     cluster: str,
     workers: int | None = None,
     keep_going: bool = False,
-    on_line: OnLine | None = None,
-    on_status: OnStatus | None = None,
+    on_event: OnEvent | None = None,
 ) -> JobRunResult:
     """Runs the job's worker sessions on the Dask cluster at `cluster`; see `ClusterJobRun`."""
     run = ClusterJobRun(
-        spec,
-        cluster=cluster,
-        workers=workers,
-        keep_going=keep_going,
-        on_line=on_line,
-        on_status=on_status,
+        spec, cluster=cluster, workers=workers, keep_going=keep_going, on_event=on_event
     )
     return await run.run()
 
@@ -198,9 +210,11 @@ class _RemoteWorker:
         self._spec = spec
         self._outbox: asyncio.Queue[Message | None] = asyncio.Queue()
 
-    def cancel(self, time_limit: timedelta | None = None) -> None:
-        limit = time_limit.total_seconds() if time_limit is not None else None
-        self._outbox.put_nowait([CANCEL, limit])
+    def stop(self) -> None:
+        self._outbox.put_nowait([STOP])
+
+    def cancel(self) -> None:
+        self._outbox.put_nowait([CANCEL])
 
     def abort(self) -> None:
         self._outbox.put_nowait([ABORT])
@@ -221,28 +235,33 @@ class _RemoteWorker:
             pure=False,
         )
         try:
-            await run_all([self._receive(up, future), self._send(down)])
+            await run_all([self._receive(up, future), _pump(self._outbox, down)])
         finally:
             up.close()
             down.close()
 
     async def _receive(self, up: Any, future: Any) -> None:
+        """Relays the worker's messages until it has finished, failed or gone silent."""
+        ended = asyncio.ensure_future(_settled(future))
         try:
-            finished = False
-            while not finished:
+            while True:
+                reading = asyncio.ensure_future(up.get(timeout=LOST_AFTER))
+                await asyncio.wait([reading, ended], return_when=asyncio.FIRST_COMPLETED)
+                if not reading.done() and future.status != "finished":
+                    reading.cancel()
+                    self._coordinator.worker_lost(self._index, await self._why_lost(future))
+                    return
                 try:
-                    batches = [await up.get(timeout=POLL_SECONDS)]
+                    batch = await reading
                 except _TIMEOUTS:
-                    if not future.done():
-                        continue
-                    batches = await up.get(batch=True)
-                    if not batches:
-                        self._coordinator.worker_lost(self._index, await self._why_lost(future))
-                        return
-                for batch in batches:
-                    finished = await self._handle(batch) or finished
-            await future
+                    self._coordinator.worker_lost(self._index, await self._why_lost(future))
+                    return
+                if await self._handle(batch):
+                    self._outbox.put_nowait([FINISHED])
+                    await ended
+                    return
         finally:
+            ended.cancel()
             self._outbox.put_nowait(None)
 
     async def _handle(self, batch: list[Message]) -> bool:
@@ -251,29 +270,24 @@ class _RemoteWorker:
             kind = message[0]
             if kind == FINISHED:
                 return True
+            if kind == PING:
+                continue
             if kind == NEXT:
                 task = await self._coordinator.next_task(self._index, message[1])
                 self._outbox.put_nowait([TASK, encode_task(task) if task is not None else None])
             else:
-                self._coordinator.report(self._index, decode_event(message))
+                self._coordinator.report(decode_event(message))
         return False
 
     async def _why_lost(self, future: Any) -> str:
         where = f"Worker {self._index} on {self._location}"
+        if not future.done():
+            return f"{where} was silent for {LOST_AFTER:.0f} seconds."
         try:
             await future
         except Exception as exc:
             return f"{where} was lost: {exc!r}"
         return f"{where} ended without finishing its work."
-
-    async def _send(self, down: Any) -> None:
-        while True:
-            batch = await _batch(self._outbox, PING_SECONDS)
-            messages = [m for m in batch if m is not None] if batch else [[PING]]
-            if messages:
-                await down.put(messages)
-            if None in batch:
-                return
 
 
 def serve_worker(spec: JobRunSpec, index: int, run_id: str) -> None:
@@ -293,6 +307,7 @@ async def _serve_worker(spec: JobRunSpec, index: int, run_id: str) -> None:
         receiving = asyncio.ensure_future(link.receive(down, worker))
         try:
             await run_all([link.work(worker), link.send(up)])
+            await receiving
         finally:
             receiving.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -317,7 +332,7 @@ class _RunLink:
         task = await self._reply
         return decode_task(task) if task is not None else None
 
-    def report(self, worker: int, event: WorkerEvent) -> None:
+    def report(self, event: WorkerEvent) -> None:
         self._outbox.put_nowait(encode_event(event))
 
     async def work(self, worker: Worker) -> None:
@@ -328,35 +343,32 @@ class _RunLink:
             self._outbox.put_nowait(None)
 
     async def send(self, up: Any) -> None:
-        while True:
-            batch = await _batch(self._outbox, None)
-            messages = [m for m in batch if m is not None]
-            if messages:
-                await up.put(messages)
-            if None in batch:
-                return
+        await _pump(self._outbox, up)
 
     async def receive(self, down: Any, worker: Worker) -> None:
-        quiet = 0.0
-        while quiet < LOST_AFTER:
+        """Acts on what the run sends until it says goodbye, or until it has been silent so
+        long that it must be gone."""
+        while True:
             try:
-                batch = await down.get(timeout=POLL_SECONDS)
+                batch = await down.get(timeout=LOST_AFTER)
             except _TIMEOUTS:
-                quiet += POLL_SECONDS
-                continue
-            quiet = 0.0
+                break
             for message in batch:
+                if message[0] == FINISHED:
+                    return
                 self._dispatch(message, worker)
         self._run_gone = True
-        worker.cancel()
+        worker.stop()
         self._answer(None)
 
     def _dispatch(self, message: Message, worker: Worker) -> None:
         kind = message[0]
         if kind == TASK:
             self._answer(message[1])
+        elif kind == STOP:
+            worker.stop()
         elif kind == CANCEL:
-            worker.cancel(timedelta(seconds=message[1]) if message[1] is not None else None)
+            worker.cancel()
         elif kind == ABORT:
             worker.abort()
 

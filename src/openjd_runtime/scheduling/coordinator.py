@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import timedelta
 from typing import Protocol
 
+from ..jobs import JobRunSpec
+from ..state import ActionResult
 from .core import Idle, Scheduler, plan_steps
-from .events import Dropped, Ended, Output, Progress, WorkerEvent
-from .records import ActionKind, JobRunSpec, TaskRef, WorkerLine, WorkerStatus
-
-OnLine = Callable[[WorkerLine], None]
-OnStatus = Callable[[WorkerStatus], None]
+from .events import SessionFailed, TaskDropped, WorkerEvent
+from .records import (
+    ActionKind,
+    ActionRef,
+    ChunkSizeChanged,
+    OnEvent,
+    RunEvent,
+    RunProgress,
+    RunStarted,
+    TaskRef,
+    WorkerStatus,
+)
 
 
 async def run_all(
@@ -54,20 +62,22 @@ async def run_all(
 
 
 class WorkerHandle(Protocol):
-    def cancel(self, time_limit: timedelta | None = None) -> None: ...
+    def stop(self) -> None:
+        """Start nothing new; cancel a running task or onEnter (a failure stops the run)."""
 
-    def abort(self) -> None: ...
+    def cancel(self) -> None:
+        """Start nothing new; cancel the running action, whatever it is (the run was canceled)."""
+
+    def abort(self) -> None:
+        """Kill the running action now and skip the remaining onExits."""
 
 
 class Coordinator:
-    """Connects the workers to the scheduler; a failure that stops the run cancels them all."""
+    """Connects the workers to the scheduler; a failure that stops the run stops them all."""
 
-    def __init__(
-        self, scheduler: Scheduler, on_line: OnLine | None, on_status: OnStatus | None
-    ) -> None:
+    def __init__(self, scheduler: Scheduler, emit: Callable[[RunEvent], None]) -> None:
         self._scheduler = scheduler
-        self._on_line = on_line
-        self._on_status = on_status
+        self._emit = emit
         self._handles: list[WorkerHandle] = []
         self._changed = asyncio.Event()
 
@@ -83,35 +93,33 @@ class Coordinator:
                 return found
             await self._changed.wait()
 
-    def report(self, worker: int, event: WorkerEvent) -> None:
-        if isinstance(event, Output):
-            if self._on_line is not None:
-                for text in event.lines:
-                    self._on_line(WorkerLine(worker, event.action, text))
+    def report(self, event: WorkerEvent) -> None:
+        if isinstance(event, TaskDropped):
+            self._scheduler.task_dropped(event.worker, event.task)
+            self._settled(False)
             return
-        if isinstance(event, Progress):
-            if self._on_status is not None:
-                self._on_status(WorkerStatus(worker, event.action, event.status))
+        if isinstance(event, SessionFailed):
+            self._settled(self._scheduler.session_failed(event.worker, event.message))
             return
-        stops = False
-        if isinstance(event, Ended):
-            if self._on_status is not None:
-                self._on_status(WorkerStatus(worker, event.action, event.result))
-            if event.action.kind is ActionKind.RUN and event.action.task is not None:
-                stops = self._scheduler.task_ended(worker, event.action.task, event.result)
-            else:
-                stops = self._scheduler.environment_ended(worker, event.action, event.result)
-        elif isinstance(event, Dropped):
-            self._scheduler.task_dropped(worker, event.task)
-        self._settled(stops)
+        self._emit(event)
+        if isinstance(event, WorkerStatus) and isinstance(event.status, ActionResult):
+            self._settled(self._ended(event.worker, event.action, event.status))
+
+    def _ended(self, worker: int, action: ActionRef, result: ActionResult) -> bool:
+        """Tells the scheduler that an action ended; True when this stops the run."""
+        if action.kind is ActionKind.RUN and action.task is not None:
+            return self._scheduler.task_ended(worker, action.task, result)
+        return self._scheduler.environment_ended(worker, action, result)
 
     def worker_lost(self, worker: int, message: str) -> None:
         self._settled(self._scheduler.worker_lost(worker, message))
 
     def cancel(self) -> None:
-        """Cancel running tasks and onEnters with their declared method; onExits still run."""
+        """Cancel every running action with its declared method; the onExits still run."""
         self._scheduler.cancel()
-        self._settled(True)
+        for handle in self._handles:
+            handle.cancel()
+        self._settled(False)
 
     def abort(self) -> None:
         """Kill every running action now and skip the remaining onExits."""
@@ -124,7 +132,7 @@ class Coordinator:
         """Wakes the idle workers: the answer to their request may have changed."""
         if stops:
             for handle in self._handles:
-                handle.cancel()
+                handle.stop()
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -132,27 +140,25 @@ class Coordinator:
 class JobRunBase:
     """What every way of running a job shares: the scheduler, its result, and cancelation."""
 
-    def __init__(
-        self,
-        spec: JobRunSpec,
-        *,
-        keep_going: bool,
-        on_line: OnLine | None,
-        on_status: OnStatus | None,
-    ) -> None:
+    def __init__(self, spec: JobRunSpec, *, keep_going: bool, on_event: OnEvent | None) -> None:
         self._spec = spec
         self._keep_going = keep_going
-        self._on_line = on_line
-        self._on_status = on_status
+        self._on_event = on_event
         self._cancels = 0
+        self._scheduler: Scheduler | None = None
         self._coordinator: Coordinator | None = None
 
     def cancel(self) -> None:
-        """The first call cancels running tasks (their declared method) and still exits every
-        environment; a later call kills what runs at once and skips the remaining onExits."""
+        """The first call cancels the running actions (with their declared method) and still
+        exits every environment; a later call kills what runs at once and skips the remaining
+        onExits."""
         self._cancels += 1
         if self._coordinator is not None:
             self._escalate(self._coordinator)
+
+    def progress(self) -> RunProgress | None:
+        """Tasks succeeded and to run, and busy workers; None until the run has its workers."""
+        return self._scheduler.progress() if self._scheduler is not None else None
 
     def _escalate(self, coordinator: Coordinator) -> None:
         if self._cancels == 1:
@@ -161,10 +167,21 @@ class JobRunBase:
             coordinator.abort()
 
     def _start(self, locations: Sequence[str]) -> tuple[Scheduler, Coordinator]:
-        scheduler = Scheduler(plan_steps(self._spec), locations, keep_going=self._keep_going)
-        coordinator = Coordinator(scheduler, self._on_line, self._on_status)
+        scheduler = Scheduler(
+            plan_steps(self._spec),
+            locations,
+            keep_going=self._keep_going,
+            on_chunk_size=lambda step, size: self._emit(ChunkSizeChanged(step, size)),
+        )
+        coordinator = Coordinator(scheduler, self._emit)
+        self._scheduler = scheduler
         self._coordinator = coordinator
+        self._emit(RunStarted(tuple(locations)))
         return scheduler, coordinator
+
+    def _emit(self, event: RunEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
 
     async def _supervise(
         self, coordinator: Coordinator, workers: Iterable[Awaitable[None]]

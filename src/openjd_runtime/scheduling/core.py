@@ -6,7 +6,7 @@ asks it for work; it answers with a task, "wait" (a step may still become runnab
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -14,15 +14,16 @@ from typing import Protocol
 
 from openjd.model import ParameterValue, StepDependencyGraph
 
-from ..cli.plan import TaskQueue
+from ..jobs import JobRunSpec, TaskQueue
 from ..state import ActionResult, ActionState
 from .records import (
     ActionKind,
     ActionRef,
     Failure,
     JobRunResult,
-    JobRunSpec,
+    RunProgress,
     StepOutcome,
+    StepProgress,
     StepReport,
     TaskRef,
     WorkerReport,
@@ -118,6 +119,8 @@ class Scheduler:
     locations: Sequence[str]
     """Where each worker runs; its length is the number of workers."""
     keep_going: bool = False
+    on_chunk_size: Callable[[str, int], None] | None = None
+    """Told when adaptive chunking resizes a step's chunks still to come."""
     _steps: dict[str, _Step] = field(init=False)
     _workers: list[_Worker] = field(init=False)
     _failures: list[Failure] = field(init=False, default_factory=list)
@@ -186,7 +189,9 @@ class Scheduler:
         stops = False
         if result.state is ActionState.SUCCESS:
             step.succeeded += 1
-            step.source.task_done(dict(task.parameters), seconds)
+            size = step.source.task_done(dict(task.parameters), seconds)
+            if size is not None and self.on_chunk_size is not None:
+                self.on_chunk_size(step.name, size)
         elif result.state is ActionState.CANCELED and self.stopping:
             step.canceled += 1
         else:
@@ -239,6 +244,10 @@ class Scheduler:
         stops = self._fail(Failure(worker, action, None, message), step)
         self._settle(step)
         return stops
+
+    def session_failed(self, worker: int, message: str) -> bool:
+        """A worker could not start a session and runs nothing more; True when the run stops."""
+        return self._fail(Failure(worker, None, None, message), None)
 
     def cancel(self) -> bool:
         """The run was canceled from outside; True when it was not already stopping."""
@@ -294,6 +303,14 @@ class Scheduler:
                     found[other.name] = other
                     pending.append(other.name)
         return found.values()
+
+    def progress(self) -> RunProgress:
+        steps = {
+            name: StepProgress(step.succeeded, step.source.total)
+            for name, step in self._steps.items()
+        }
+        busy = sum(1 for worker in self._workers if worker.assigned is not None)
+        return RunProgress(steps=steps, busy=busy, workers=len(self._workers))
 
     def result(self, duration: float) -> JobRunResult:
         steps = tuple(self._report(step) for step in self._steps.values())

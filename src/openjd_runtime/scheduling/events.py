@@ -1,39 +1,32 @@
-"""What a worker tells its coordinator, in process or across a cluster."""
+"""What a worker tells its coordinator, in process or across a cluster: the run's public events
+(`records.RunEvent`) about its sessions and actions, and two that only the coordinator needs."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..state import ActionResult, ActionStatus
-from .records import ActionRef, TaskRef
+from .records import (
+    ActionStarted,
+    FromWorker,
+    SessionStarted,
+    TaskRef,
+    WorkerOutput,
+    WorkerStatus,
+)
 
 
 @dataclass(frozen=True)
-class Output:
-    action: ActionRef
-    lines: Sequence[str]
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A running action's status changed (progress, status message, fail message)."""
-
-    action: ActionRef
-    status: ActionStatus
-
-
-@dataclass(frozen=True)
-class Ended:
-    action: ActionRef
-    result: ActionResult
-
-
-@dataclass(frozen=True)
-class Dropped:
-    """A task the worker was given but did not run."""
-
+class TaskDropped(FromWorker):
     task: TaskRef
+    """Given to the worker, which did not run it."""
 
 
-WorkerEvent = Output | Progress | Ended | Dropped
+@dataclass(frozen=True)
+class SessionFailed(FromWorker):
+    message: str
+    """Why the worker could not start a session; it runs nothing more."""
+
+
+WorkerEvent = (
+    SessionStarted | ActionStarted | WorkerOutput | WorkerStatus | TaskDropped | SessionFailed
+)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 import time
 
-from .coordinator import JobRunBase, OnLine, OnStatus
-from .records import JobRunResult, JobRunSpec
+from ..jobs import JobRunSpec
+from .coordinator import JobRunBase
+from .records import JobRunResult, OnEvent
 from .worker import Worker
 
 LOCAL = "local"
@@ -25,12 +26,11 @@ class JobRun(JobRunBase):
         *,
         workers: int = 1,
         keep_going: bool = False,
-        on_line: OnLine | None = None,
-        on_status: OnStatus | None = None,
+        on_event: OnEvent | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"A job needs at least one worker; got {workers}.")
-        super().__init__(spec, keep_going=keep_going, on_line=on_line, on_status=on_status)
+        super().__init__(spec, keep_going=keep_going, on_event=on_event)
         self._workers = workers
 
     async def run(self) -> JobRunResult:
@@ -52,9 +52,8 @@ async def run_job(
     *,
     workers: int = 1,
     keep_going: bool = False,
-    on_line: OnLine | None = None,
-    on_status: OnStatus | None = None,
+    on_event: OnEvent | None = None,
 ) -> JobRunResult:
     """Runs the job with `workers` sessions on this host; see `JobRun`."""
-    run = JobRun(spec, workers=workers, keep_going=keep_going, on_line=on_line, on_status=on_status)
+    run = JobRun(spec, workers=workers, keep_going=keep_going, on_event=on_event)
     return await run.run()

@@ -1,49 +1,15 @@
-"""A job run's inputs, the lines and statuses it streams, and its result."""
+"""A job run's events as its observer sees them, its progress, and its result."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from pathlib import Path
 
-from openjd.expr import PathMappingRule, SerializedSymbolTable
-from openjd.model import ParameterValue, RevisionExtensions, StepDependencyGraph
-from openjd.model.v2023_09 import Environment, Job
+from openjd.model import ParameterValue
 
-from ..cli.plan import StepRun
 from ..state import ActionResult, ActionState, ActionStatus
-
-
-@dataclass(frozen=True, kw_only=True)
-class JobRunSpec:
-    """A job and everything its sessions need; on a cluster, this is sent to every worker."""
-
-    job: Job
-    steps: Sequence[StepRun]
-    """The steps to run, each listed after the steps it depends on. A dependency that is not
-    listed is taken as met. Build it with `job_steps` to run the whole job."""
-    job_parameter_values: Mapping[str, ParameterValue] = field(default_factory=dict)
-    external_environments: Sequence[Environment] = ()
-    """Entered before the job environments in every session (`ojd run --env`)."""
-    maximum_tasks: int = -1
-    """At most this many tasks (chunks) of each step; zero or less means all of them."""
-    path_mapping_rules: Sequence[PathMappingRule] = ()
-    revision_extensions: RevisionExtensions | None = None
-    retain_working_dirs: bool = False
-    session_root_directory: Path | None = None
-    os_env_vars: Mapping[str, str | None] = field(default_factory=dict)
-
-
-def job_steps(
-    job: Job, step_symtabs: Mapping[str, SerializedSymbolTable] | None = None
-) -> list[StepRun]:
-    """Every step of the job in dependency order, with its symbol table when one is given
-    (`create_job_with_symbol_tables(...).step_symbol_tables`)."""
-    symtabs = step_symtabs or {}
-    ordered = StepDependencyGraph(job=job).topo_sorted()
-    return [StepRun(step=step, symtab=symtabs.get(step.name)) for step in ordered]
 
 
 @dataclass(frozen=True)
@@ -82,21 +48,88 @@ class ActionRef:
 
 
 @dataclass(frozen=True)
-class WorkerLine:
-    """One whole line of action output, with the worker and action that printed it."""
+class RunStarted:
+    """The run has its workers; `locations[i]` is where worker i runs."""
 
-    worker: int
-    action: ActionRef
-    text: str
+    locations: tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class WorkerStatus:
-    """A status change of a worker's action; an `ActionResult` when the action has ended."""
-
+class FromWorker:
     worker: int
+    """The worker's index: 0 up to the number of workers, less one."""
+
+
+@dataclass(frozen=True)
+class SessionStarted(FromWorker):
+    """A worker started a session (its first, or a new one after a failure ended the last)."""
+
+    session_id: str
+    working_directory: str
+
+
+@dataclass(frozen=True)
+class ActionEvent(FromWorker):
+    """Something about one of a worker's actions."""
+
     action: ActionRef
+
+
+@dataclass(frozen=True)
+class ActionStarted(ActionEvent):
+    """The action is about to start; its output, statuses and end follow."""
+
+
+@dataclass(frozen=True)
+class WorkerOutput(ActionEvent):
+    lines: tuple[str, ...]
+    """Whole lines, as the action printed them."""
+
+
+@dataclass(frozen=True)
+class WorkerStatus(ActionEvent):
     status: ActionStatus
+    """The action's new status; an `ActionResult` once the action has ended."""
+
+
+@dataclass(frozen=True)
+class ChunkSizeChanged:
+    """Adaptive chunking resized the chunks still to come of a step."""
+
+    step: str
+    size: int
+
+
+RunEvent = (
+    RunStarted | SessionStarted | ActionStarted | WorkerOutput | WorkerStatus | ChunkSizeChanged
+)
+OnEvent = Callable[[RunEvent], None]
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    succeeded: int
+    total: int | None
+    """None while adaptive chunking decides it."""
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a run is now, for a progress display."""
+
+    steps: Mapping[str, StepProgress]
+    busy: int
+    """Workers holding a task: setting up for it or running it."""
+    workers: int
+
+    @property
+    def succeeded(self) -> int:
+        return sum(step.succeeded for step in self.steps.values())
+
+    @property
+    def total(self) -> int | None:
+        totals = [step.total for step in self.steps.values()]
+        return None if None in totals else sum(t for t in totals if t is not None)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,12 @@ from typing import Any
 from openjd.model import ParameterValue, ParameterValueType
 
 from ..state import ActionResult, ActionState, ActionStatus
-from .events import Dropped, Ended, Output, Progress, WorkerEvent
-from .records import ActionKind, ActionRef, TaskRef
+from . import records
+from .events import SessionFailed, TaskDropped, WorkerEvent
 
+OPENED = "opened"
+BROKEN = "broken"
+STARTED = "started"
 OUTPUT = "output"
 PROGRESS = "progress"
 ENDED = "ended"
@@ -22,40 +25,42 @@ DROPPED = "dropped"
 NEXT = "next"
 """Worker to coordinator: the worker is idle and asks for a task, naming its current step."""
 FINISHED = "finished"
-"""Worker to coordinator: the worker has exited its environments and ended; its last message."""
+"""Worker to coordinator: the worker has exited its environments and ended; its last message.
+The coordinator answers with it too, its own last message: goodbye."""
 TASK = "task"
 """Coordinator to worker: the reply to NEXT, a task or None."""
+STOP = "stop"
 CANCEL = "cancel"
 ABORT = "abort"
 PING = "ping"
-"""Coordinator to worker: the coordinator is still there."""
+"""Either way, after a quiet while: the sender is still there."""
 
 Message = list[Any]
 
 
-def encode_task(task: TaskRef) -> Message:
+def encode_task(task: records.TaskRef) -> Message:
     values = {name: [value.type.value, value.value] for name, value in task.parameters.items()}
     return [task.step, task.index, values]
 
 
-def decode_task(data: Sequence[Any]) -> TaskRef:
+def decode_task(data: Sequence[Any]) -> records.TaskRef:
     step, index, values = data
     parameters = {
         name: ParameterValue(type=ParameterValueType(kind), value=value)
         for name, (kind, value) in values.items()
     }
-    return TaskRef(step, index, parameters)
+    return records.TaskRef(step, index, parameters)
 
 
-def encode_action(action: ActionRef) -> Message:
+def encode_action(action: records.ActionRef) -> Message:
     task = encode_task(action.task) if action.task is not None else None
     return [action.kind.value, action.step, action.environment, task]
 
 
-def decode_action(data: Sequence[Any]) -> ActionRef:
+def decode_action(data: Sequence[Any]) -> records.ActionRef:
     kind, step, environment, task = data
-    return ActionRef(
-        ActionKind(kind), step, environment, decode_task(task) if task is not None else None
+    return records.ActionRef(
+        records.ActionKind(kind), step, environment, decode_task(task) if task is not None else None
     )
 
 
@@ -92,23 +97,38 @@ def _status_fields(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def encode_event(event: WorkerEvent) -> Message:
-    if isinstance(event, Output):
-        return [OUTPUT, encode_action(event.action), list(event.lines)]
-    if isinstance(event, Progress):
-        return [PROGRESS, encode_action(event.action), encode_status(event.status)]
-    if isinstance(event, Ended):
-        return [ENDED, encode_action(event.action), encode_status(event.result)]
-    return [DROPPED, encode_task(event.task)]
+    if isinstance(event, records.SessionStarted):
+        return [OPENED, event.worker, event.session_id, event.working_directory]
+    if isinstance(event, SessionFailed):
+        return [BROKEN, event.worker, event.message]
+    if isinstance(event, TaskDropped):
+        return [DROPPED, event.worker, encode_task(event.task)]
+    if isinstance(event, records.ActionStarted):
+        return [STARTED, event.worker, encode_action(event.action)]
+    if isinstance(event, records.WorkerOutput):
+        return [OUTPUT, event.worker, encode_action(event.action), list(event.lines)]
+    kind = ENDED if isinstance(event.status, ActionResult) else PROGRESS
+    return [kind, event.worker, encode_action(event.action), encode_status(event.status)]
 
 
 def decode_event(data: Sequence[Any]) -> WorkerEvent:
-    kind = data[0]
-    if kind == OUTPUT:
-        return Output(decode_action(data[1]), tuple(data[2]))
-    if kind == PROGRESS:
-        return Progress(decode_action(data[1]), ActionStatus(**_status_fields(data[2])))
-    if kind == ENDED:
-        return Ended(decode_action(data[1]), ActionResult(**_status_fields(data[2])))
+    kind, worker, *rest = data
+    if kind == OPENED:
+        return records.SessionStarted(worker, rest[0], rest[1])
+    if kind == BROKEN:
+        return SessionFailed(worker, rest[0])
     if kind == DROPPED:
-        return Dropped(decode_task(data[1]))
+        return TaskDropped(worker, decode_task(rest[0]))
+    if kind == STARTED:
+        return records.ActionStarted(worker, decode_action(rest[0]))
+    if kind == OUTPUT:
+        return records.WorkerOutput(worker, decode_action(rest[0]), tuple(rest[1]))
+    if kind == PROGRESS:
+        return records.WorkerStatus(
+            worker, decode_action(rest[0]), ActionStatus(**_status_fields(rest[1]))
+        )
+    if kind == ENDED:
+        return records.WorkerStatus(
+            worker, decode_action(rest[0]), ActionResult(**_status_fields(rest[1]))
+        )
     raise ValueError(f"Unknown worker event {kind!r}.")

@@ -1,26 +1,34 @@
 """One worker: a Session at a time, its environments entered once, then task after task.
 
 The worker asks its coordinator for work and reports what happens; it does not know whether the
-coordinator is in the same process or across a cluster.
+coordinator is in the same process or across a cluster. `ojd run` with one worker is this loop.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from openjd.expr import SerializedSymbolTable
 from openjd.model.v2023_09 import Environment
 
-from ..cli.plan import StepRun
 from ..errors import SessionError
+from ..jobs import JobRunSpec, StepRun
 from ..session import Session, SessionConfig
 from ..state import ActionResult, ActionState, ActionStatus, SessionState
-from .events import Dropped, Ended, Output, Progress, WorkerEvent
-from .records import ActionKind, ActionRef, JobRunSpec, TaskRef
+from .events import SessionFailed, TaskDropped, WorkerEvent
+from .records import (
+    ActionKind,
+    ActionRef,
+    ActionStarted,
+    SessionStarted,
+    TaskRef,
+    WorkerOutput,
+    WorkerStatus,
+)
 
 
 class Link(Protocol):
@@ -29,7 +37,7 @@ class Link(Protocol):
     async def next_task(self, worker: int, current_step: str | None) -> TaskRef | None:
         """The next task to run, or None when this worker is done."""
 
-    def report(self, worker: int, event: WorkerEvent) -> None: ...
+    def report(self, event: WorkerEvent) -> None: ...
 
 
 @dataclass
@@ -68,18 +76,26 @@ class Worker:
                 if await self._set_up_for(task.step):
                     await self._run_task(task)
                 else:
-                    self._link.report(self.index, Dropped(task))
+                    self._link.report(TaskDropped(self.index, task))
         except BaseException:
             self._aborting = True
             raise
         finally:
             await self._end_session()
 
-    def cancel(self, time_limit: timedelta | None = None) -> None:
-        """Start no new action; cancel a running task or onEnter with its declared method."""
+    def stop(self) -> None:
+        """Start no new action; cancel a running task or onEnter with its declared method. The
+        run stops for a failure elsewhere, so a running onExit finishes its cleanup."""
         self._stopping = True
         if self._running is not None and self._running.kind is not ActionKind.EXIT:
-            self._cancel_action(time_limit)
+            self._cancel_action(None)
+
+    def cancel(self) -> None:
+        """Start no new action; cancel the running one, whatever it is, with its declared method.
+        The run was canceled from outside; the remaining onExits still run."""
+        self._stopping = True
+        if self._running is not None:
+            self._cancel_action(None)
 
     def abort(self) -> None:
         """Kill the running action now, whatever it is, and skip the remaining onExits."""
@@ -112,6 +128,30 @@ class Worker:
         return True
 
     async def _start_session(self) -> bool:
+        if self._stopping:
+            return False
+        try:
+            session = self._open_session()
+        except SessionError as exc:
+            self._stopping = True
+            message = f"Worker {self.index} cannot start a session: {exc}"
+            self._link.report(SessionFailed(self.index, message))
+            return False
+        directory = str(session.working_directory)
+        self._link.report(SessionStarted(self.index, session.session_id, directory))
+        spec = self._spec
+        layers: list[tuple[str, Sequence[Environment]]] = [
+            ("EXTERNAL", spec.external_environments),
+            ("JOB", spec.job.jobEnvironments or []),
+        ]
+        for label, environments in layers:
+            for index, env in enumerate(environments):
+                if not await self._enter(env, f"{label} - {index}", None, None):
+                    return False
+        self._job_depth = len(self._entered)
+        return True
+
+    def _open_session(self) -> Session:
         self._sessions += 1
         spec = self._spec
         self._session = Session(
@@ -128,16 +168,7 @@ class Worker:
                 on_output=self._on_output,
             )
         )
-        layers: list[tuple[str, Sequence[Environment]]] = [
-            ("EXTERNAL", spec.external_environments),
-            ("JOB", spec.job.jobEnvironments or []),
-        ]
-        for label, environments in layers:
-            for index, env in enumerate(environments):
-                if not await self._enter(env, f"{label} - {index}", None, None):
-                    return False
-        self._job_depth = len(self._entered)
-        return True
+        return self._session
 
     async def _enter(
         self,
@@ -150,14 +181,10 @@ class Worker:
         if self._stopping or session is None:
             return False
         action = ActionRef(ActionKind.ENTER, step, environment=env.name)
-        try:
-            call = session.enter_environment(
-                env, identifier=identifier, step_name=step, resolved_symtab=symtab
-            )
-            result = await self._act(action, call)
-        except SessionError as exc:
-            result = ActionResult(state=ActionState.FAILED, fail_message=str(exc))
-            self._link.report(self.index, Ended(action, result))
+        call = session.enter_environment(
+            env, identifier=identifier, step_name=step, resolved_symtab=symtab
+        )
+        result = await self._act(action, call)
         if identifier in session.environments_entered:
             self._entered.append(_Entered(identifier, env, step, symtab))
         return result.state is ActionState.SUCCESS
@@ -165,7 +192,7 @@ class Worker:
     async def _run_task(self, task: TaskRef) -> None:
         session = self._session
         if self._stopping or session is None:
-            self._link.report(self.index, Dropped(task))
+            self._link.report(TaskDropped(self.index, task))
             return
         run = self._steps[task.step]
         call = session.run_task(
@@ -178,13 +205,19 @@ class Worker:
         if result.state is not ActionState.SUCCESS:
             await self._end_session()
 
-    async def _act(self, action: ActionRef, call: Awaitable[ActionResult]) -> ActionResult:
+    async def _act(
+        self, action: ActionRef, call: Coroutine[Any, Any, ActionResult]
+    ) -> ActionResult:
+        """Runs one action; misuse of the session counts as the action failing."""
+        self._link.report(ActionStarted(self.index, action))
         self._running = action
         try:
             result = await call
+        except SessionError as exc:
+            result = ActionResult(state=ActionState.FAILED, fail_message=str(exc))
         finally:
             self._running = None
-        self._link.report(self.index, Ended(action, result))
+        self._link.report(WorkerStatus(self.index, action, result))
         return result
 
     async def _exit_down_to(self, depth: int) -> None:
@@ -216,8 +249,8 @@ class Worker:
 
     def _on_output(self, lines: Sequence[str]) -> None:
         if self._running is not None:
-            self._link.report(self.index, Output(self._running, tuple(lines)))
+            self._link.report(WorkerOutput(self.index, self._running, tuple(lines)))
 
     def _on_status(self, status: ActionStatus) -> None:
         if self._running is not None and status.state is ActionState.RUNNING:
-            self._link.report(self.index, Progress(self._running, status))
+            self._link.report(WorkerStatus(self.index, self._running, status))
