@@ -14,8 +14,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
 test: lint
@@ -38,6 +38,7 @@ $(BENCH_STAMP):
 	touch $(BENCH_STAMP)
 
 bench: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python -m compileall -q src
 	$(BIN)/python benchmarks/bench.py --reference $(BENCH_VENV) --results benchmarks/RESULTS.md
 
 bench-smoke: $(STAMP)

@@ -22,36 +22,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psutil
-from openjd.model import create_job as create_model_job
-from openjd.model import decode_job_template
 
+from library_bench import step_script
 from openjd_runtime import ActionState, PosixSessionUser, Session, SessionConfig
 
 GOAL_MS = 10.0
 LINE_PRINTER = "/usr/bin/python3"
 """An interpreter the job user can run, for the output test."""
-
-
-def step_script(command: str, args: Sequence[str]) -> Any:
-    action: dict[str, Any] = {"command": command}
-    if args:
-        action["args"] = list(args)
-    template = decode_job_template(
-        template={
-            "specificationVersion": "jobtemplate-2023-09",
-            "name": "Bench",
-            "steps": [
-                {
-                    "name": "Step",
-                    "script": {"actions": {"onRun": action}},
-                }
-            ],
-        }
-    )
-    return create_model_job(job_template=template, job_parameter_values={}).steps[0].script
 
 
 @dataclass
@@ -70,7 +49,7 @@ class Timings:
 
 
 async def time_tasks(config: SessionConfig, tasks: int) -> Timings:
-    script = step_script("/bin/true", [])
+    script = step_script(["/bin/true"])
     durations: list[float] = []
     async with Session(config) as session:
         for _ in range(tasks + 1):
@@ -90,7 +69,7 @@ async def stream_lines(config: SessionConfig, lines: int) -> tuple[float, float,
         f"for i in range({lines}):\n"
         "    out.write(b'line %d of a long enough output line for the benchmark\\n' % i)\n"
     )
-    script = step_script(LINE_PRINTER, ["-c", code])
+    script = step_script([LINE_PRINTER, "-c", code])
     received = 0
 
     def count(batch: Sequence[str]) -> None:

@@ -15,10 +15,12 @@ import logging
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 OURS = "ours"
@@ -162,6 +164,26 @@ def measure_sessions(runtime: str, sessions: int, tasks: int) -> dict[str, Any]:
     }
 
 
+def measure_spawns(sessions: int, tasks: int) -> dict[str, Any]:
+    """Scenario 7's floor: the same `true` processes, started by a plain loop on as many threads
+    as our runtime starts processes on. No runtime does less for them."""
+    from openjd_runtime.process import SPAWN_THREADS
+
+    def spawn(count: int) -> None:
+        for _ in range(count):
+            subprocess.run(["true"], stdin=subprocess.DEVNULL, check=True)
+
+    total = sessions * tasks
+    shares = [total // SPAWN_THREADS + (i < total % SPAWN_THREADS) for i in range(SPAWN_THREADS)]
+    spawn(2)
+    cpu = cpu_seconds()
+    start = time.perf_counter()
+    with ThreadPoolExecutor(SPAWN_THREADS) as pool:
+        list(pool.map(spawn, shares))
+    wall = time.perf_counter() - start
+    return {"wall": wall, "cpu": cpu_seconds() - cpu, "peak_rss": peak_rss()}
+
+
 async def ours_cancel_once(index: int, script: Any) -> float:
     from openjd_runtime import ActionState, Session, SessionConfig
 
@@ -250,14 +272,16 @@ def measure_cancel(runtime: str, samples: int) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=("sessions", "cancel"))
-    parser.add_argument("--runtime", choices=(OURS, REFERENCE), required=True)
+    parser.add_argument("mode", choices=("sessions", "cancel", "spawns"))
+    parser.add_argument("--runtime", choices=(OURS, REFERENCE), default=OURS)
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--samples", type=int, default=20)
     args = parser.parse_args()
     if args.mode == "sessions":
         report = measure_sessions(args.runtime, args.sessions, args.tasks)
+    elif args.mode == "spawns":
+        report = measure_spawns(args.sessions, args.tasks)
     else:
         report = measure_cancel(args.runtime, args.samples)
     json.dump(report, sys.stdout)

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from openjd_runtime.cli import main
+from openjd_runtime.cli import entry_point
 
-raise SystemExit(main())
+entry_point()

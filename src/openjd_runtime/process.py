@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -135,6 +139,43 @@ def notify_end(period: float) -> datetime:
     return datetime.now(timezone.utc) + timedelta(seconds=period)
 
 
+class CancelableAction(ABC):
+    """The cancel and timeout flow of every kind of action process; each kind says how it is
+    killed at once and how it is notified."""
+
+    _cancelation: Cancelation
+    _loop: asyncio.AbstractEventLoop
+    _on_event: Callable[[str], None]
+
+    @abstractmethod
+    def _finished(self) -> bool:
+        """The process has ended: a cancel can only still mark the action failed."""
+
+    @abstractmethod
+    def _kill_now(self) -> None: ...
+
+    @abstractmethod
+    def _notify(self, step: CancelStep, end: datetime) -> None:
+        """Start or shorten a notify period that ends at `step.deadline` (`end` in UTC)."""
+
+    def cancel(self, time_limit: timedelta | None, *, mark_failed: bool = False) -> None:
+        if self._finished():
+            self._cancelation.mark_failed = self._cancelation.mark_failed or mark_failed
+            return
+        step = self._cancelation.request(time_limit, mark_failed=mark_failed, now=self._loop.time())
+        if step is None:
+            return
+        if not step.period:
+            self._on_event("Canceling: killing the process tree.")
+            self._kill_now()
+            return
+        self._notify(step, notify_end(step.period))
+
+    def _time_out(self) -> None:
+        self._on_event(self._cancelation.time_out())
+        self.cancel(None)
+
+
 class ActionHandle(Protocol):
     """A started or startable action process, whoever it runs as."""
 
@@ -180,9 +221,16 @@ class LocalLauncher:
         return ActionProcess(spec, marker=marker, on_output=on_output, on_event=on_event)
 
     async def cleanup(self, session_marker: str, working_directory: Path | None) -> None:
-        proctree.kill_processes(session_marker.encode())
+        await wait_dead(proctree.kill_processes(session_marker.encode()))
         if working_directory is not None:
             remove_tree(working_directory)
+
+
+async def wait_dead(pids: set[int], timeout: float = proctree.DEATH_WAIT) -> None:
+    """`proctree.wait_dead` for the event loop: the loop goes on while killed processes die."""
+    deadline = time.monotonic() + timeout
+    while (pids := proctree.living(pids)) and time.monotonic() < deadline:
+        await asyncio.sleep(proctree.DEATH_POLL)
 
 
 def _enlarge_pipe(fd: int) -> None:
@@ -194,7 +242,98 @@ def _enlarge_pipe(fd: int) -> None:
             fcntl.fcntl(fd, _F_SETPIPE_SZ, READ_SIZE)
 
 
-class ActionProcess:
+SPAWN_THREADS = 2
+_SPAWN_RETRIES = (0.001, 0.004, 0.016, 0.064)
+"""Pauses before trying again when the program is busy being written (ETXTBSY): a file written
+by the session can, for an instant, be held open by a child another thread is spawning."""
+_spawn_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _spawner() -> ThreadPoolExecutor:
+    """The threads that start action processes, shared by every session in the process.
+
+    `Popen` blocks its caller until the child has exec'd; it releases the GIL meanwhile, so a
+    few threads start processes while the event loop serves the running ones. A forked child
+    of this process has none of its parent's threads, so it makes a pool of its own.
+    """
+    global _spawn_pool
+    if _spawn_pool is None or _spawn_pool[0] != os.getpid():
+        pool = ThreadPoolExecutor(SPAWN_THREADS, thread_name_prefix="openjd-spawn")
+        _spawn_pool = (os.getpid(), pool)
+    return _spawn_pool[1]
+
+
+@dataclass(frozen=True)
+class _Started:
+    proc: subprocess.Popen[bytes]
+    read_fd: int
+    """The non-blocking read end of the pipe that carries the process's output."""
+    pidfd: int | None
+    """Readable once the process has exited; None where the system has no pidfd."""
+
+    def close(self) -> None:
+        os.close(self.read_fd)
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+
+
+def _spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> _Started:
+    """Start one action process (spawner thread): every system call of a start is made here."""
+    program = find_program(argv[0], env, cwd)
+    read_fd, write_fd = os.pipe()
+    try:
+        _enlarge_pipe(read_fd)
+        os.set_blocking(read_fd, False)
+        proc = _popen([program, *argv[1:]], env, cwd, write_fd)
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    try:
+        pidfd: int | None = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    return _Started(proc, read_fd, pidfd)
+
+
+def _popen(
+    argv: list[str], env: Mapping[str, str], cwd: Path, output_fd: int
+) -> subprocess.Popen[bytes]:
+    pauses = iter(_SPAWN_RETRIES)
+    while True:
+        try:
+            return subprocess.Popen(
+                argv,
+                executable=argv[0],
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=output_fd,
+                stderr=output_fd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            pause = next(pauses, None) if exc.errno == errno.ETXTBSY else None
+            if pause is None:
+                raise LaunchError(f"Command '{argv[0]}' could not be started: {exc}") from exc
+            time.sleep(pause)
+
+
+def _kill_spawned(marker: str, spawn: Future[_Started]) -> None:
+    """Kill what a spawn under way started, its starter having been cancelled. It waits for the
+    spawn, which ends once the child has exec'd, so that nothing outlives the cancellation."""
+    if spawn.exception() is not None:
+        return
+    started = spawn.result()
+    started.close()
+    proctree.kill_processes(marker.encode() + b"\0", [started.proc.pid])
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        started.proc.wait(timeout=1)
+
+
+class ActionProcess(CancelableAction):
     """One run of one action. `run()` returns when the process has exited and its output is read.
 
     Cancelling the task that awaits `run()` kills the whole process tree before the
@@ -225,39 +364,22 @@ class ActionProcess:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def start(self) -> None:
-        spec = self._spec
-        env = dict(spec.env)
+    async def _start(self) -> None:
+        """Spawn on a spawner thread, so that the event loop serves other actions meanwhile."""
+        env = dict(self._spec.env)
         env[proctree.MARKER_VARIABLE] = self._marker
-        program = find_program(spec.argv[0], env, spec.cwd)
-        read_fd, write_fd = os.pipe()
-        _enlarge_pipe(read_fd)
+        spawn = _spawner().submit(_spawn, self._spec.argv, env, self._spec.cwd)
         try:
-            self._proc = subprocess.Popen(
-                [program, *spec.argv[1:]],
-                executable=program,
-                env=env,
-                cwd=spec.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=write_fd,
-                stderr=write_fd,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError as exc:
-            os.close(read_fd)
-            raise LaunchError(f"Command '{spec.argv[0]}' could not be started: {exc}") from exc
-        finally:
-            os.close(write_fd)
-        os.set_blocking(read_fd, False)
-        self._read_fd = read_fd
-        self._loop.add_reader(read_fd, self._read)
-        self._watch_exit(self._proc)
-
-    def _watch_exit(self, proc: subprocess.Popen[bytes]) -> None:
-        try:
-            pidfd = os.pidfd_open(proc.pid)
-        except (AttributeError, OSError):
+            started = await asyncio.wrap_future(spawn)
+        except BaseException:
+            if not spawn.cancel():
+                _kill_spawned(self._marker, spawn)
+            raise
+        self._proc = proc = started.proc
+        self._read_fd = started.read_fd
+        self._loop.add_reader(started.read_fd, self._read)
+        pidfd = started.pidfd
+        if pidfd is None:
             waiter = self._loop.run_in_executor(None, proc.wait)
             waiter.add_done_callback(lambda _: self._set(self._exited))
             return
@@ -296,7 +418,7 @@ class ActionProcess:
 
     async def run(self) -> ProcessOutcome:
         """Start the process (raising LaunchError if it cannot) and wait for it to finish."""
-        self.start()
+        await self._start()
         timeout_handle = (
             self._loop.call_later(self._spec.timeout, self._time_out)
             if self._spec.timeout is not None
@@ -308,8 +430,9 @@ class ActionProcess:
                 timeout_handle.cancel()
             if self._cancelation.canceled:
                 self.kill_tree()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._eof), DRAIN_GRACE)
+            if not self._eof.done():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._eof), DRAIN_GRACE)
         except BaseException:
             self.kill_tree()
             if self._proc is not None:
@@ -337,25 +460,16 @@ class ActionProcess:
                 break
             self._on_output(data)
 
-    def _time_out(self) -> None:
-        self._on_event(self._cancelation.time_out())
-        self.cancel(None)
+    def _finished(self) -> bool:
+        return self._exited.done()
 
-    def cancel(self, time_limit: timedelta | None, *, mark_failed: bool = False) -> None:
-        if self._exited.done():
-            self._cancelation.mark_failed = self._cancelation.mark_failed or mark_failed
-            return
-        step = self._cancelation.request(time_limit, mark_failed=mark_failed, now=self._loop.time())
-        if step is None:
-            return
-        if not step.period:
-            self._on_event("Canceling: killing the process tree.")
-            self.kill_tree()
-            return
+    def _kill_now(self) -> None:
+        self.kill_tree()
+
+    def _notify(self, step: CancelStep, end: datetime) -> None:
         if self._kill_handle:
             self._kill_handle.cancel()
         self._kill_handle = self._loop.call_at(step.deadline, self._notify_period_ended)
-        end = notify_end(step.period)
         write_cancel_info(self._spec.cwd, end)
         if step.first and self._proc is not None:
             self._on_event(

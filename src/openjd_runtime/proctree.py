@@ -11,10 +11,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Iterable
 
 MARKER_VARIABLE = "OPENJD_RUNTIME_MARKER"
 _PROC = "/proc"
+_READ_SIZE = 1 << 17
+DEATH_WAIT = 1.0
+"""Seconds to wait for killed processes to die; one in uninterruptible sleep may take longer."""
+DEATH_POLL = 0.002
 
 
 def marker_value(session_token: str, action_seq: int) -> str:
@@ -22,11 +27,20 @@ def marker_value(session_token: str, action_seq: int) -> str:
 
 
 def _read(path: str) -> bytes:
+    """The whole file, or b"" if it cannot be read. Raw `os` calls: a scan reads hundreds."""
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return b""
+    try:
+        chunks = []
+        while chunk := os.read(fd, _READ_SIZE):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def _stat_fields(pid: str) -> tuple[int, int] | None:
@@ -60,14 +74,15 @@ def find_processes(marker: bytes, roots: Iterable[int] = ()) -> set[int]:
         pid = int(name)
         if pid == me:
             continue
-        fields = _stat_fields(name)
-        if fields is None:
-            continue
-        ppid, pgrp = fields
-        parents[pid] = ppid
-        if pid in roots or pgrp in roots:
-            found.add(pid)
-            continue
+        if roots:
+            fields = _stat_fields(name)
+            if fields is None:
+                continue
+            ppid, pgrp = fields
+            parents[pid] = ppid
+            if pid in roots or pgrp in roots:
+                found.add(pid)
+                continue
         environ = _read(f"{_PROC}/{name}/environ")
         index = environ.find(needle)
         if index != -1 and (index == 0 or environ[index - 1] == 0):
@@ -104,6 +119,27 @@ def kill_processes(marker: bytes, roots: Iterable[int] = (), rounds: int = 5) ->
         _signal(found, signal.SIGKILL)
         killed |= found
     return killed
+
+
+def living(pids: Iterable[int]) -> set[int]:
+    """The processes among `pids` that have not died yet; a zombie has."""
+    left: set[int] = set()
+    for pid in pids:
+        state = _read(f"{_PROC}/{pid}/stat").rpartition(b")")[2][1:2]
+        if state and state not in b"ZX":
+            left.add(pid)
+    return left
+
+
+def wait_dead(pids: Iterable[int], timeout: float = DEATH_WAIT) -> set[int]:
+    """A SIGKILLed process is gone only once it has run its exit: wait (a little) for that, so
+    that whoever asked for the kill sees nothing left. Returns the ones still alive."""
+    deadline = time.monotonic() + timeout
+    left = living(pids)
+    while left and time.monotonic() < deadline:
+        time.sleep(DEATH_POLL)
+        left = living(left)
+    return left
 
 
 def signal_group(pgid: int, sig: int) -> None:

@@ -156,6 +156,7 @@ class Session:
         """Every variable declared or exported so far; wrap hooks see it."""
         self._process: ActionHandle | None = None
         self._status: ActionStatus | None = None
+        self._last_base: tuple[Any, dict[str, Any]] | None = None
         self._launcher: Launcher = LocalLauncher()
         self._group: int | None = None
         """The group sharing the session's files with a job user."""
@@ -227,7 +228,7 @@ class Session:
                 "A session may have at most one entered environment defining wrap hooks "
                 f"(onWrapEnvEnter, onWrapTaskRun, onWrapEnvExit); {environment.name!r} is a second."
             )
-        base = deserialize_base(resolved_symtab) if resolved_symtab is not None else None
+        base = self._base(resolved_symtab)
         entry = _Environment(identifier, environment, step_name, base)
         self._entered.append(entry)
         self._log.banner(f"Entering Environment: {environment.name}")
@@ -274,7 +275,7 @@ class Session:
                 "Environments must be exited in reverse order of entry: expected "
                 f"{entry.identifier!r}, got {identifier!r}."
             )
-        base = deserialize_base(resolved_symtab) if resolved_symtab is not None else entry.base
+        base = self._base(resolved_symtab) if resolved_symtab is not None else entry.base
         symtab = self._symbols(base, step_name=entry.step_name)
         env_vars = self._env_vars(os_env_vars)
         wrapper = self._wrapper(entry)
@@ -314,7 +315,7 @@ class Session:
                 self._log.info(
                     f"{name}({value.type.value}) = {value.value}", LogContent.PARAMETER_INFO
                 )
-        base = deserialize_base(resolved_symtab) if resolved_symtab is not None else None
+        base = self._base(resolved_symtab)
         symtab = self._symbols(base, task_parameter_values, step_name=step_name)
         plan = _Plan(
             step_script.actions.onRun,
@@ -376,6 +377,14 @@ class Session:
             task_parameters=task_parameters,
             step_name=step_name,
         )
+
+    def _base(self, resolved_symtab: Any) -> dict[str, Any] | None:
+        """The flattened `resolved_symtab`; the last one is kept, as a step's tasks share theirs."""
+        if resolved_symtab is None:
+            return None
+        if self._last_base is None or self._last_base[0] is not resolved_symtab:
+            self._last_base = (resolved_symtab, deserialize_base(resolved_symtab))
+        return self._last_base[1]
 
     def _env_vars(self, per_call: Mapping[str, str | None] | None) -> dict[str, str]:
         """The launcher's base (the host's, or the job user's), then the session's variables,

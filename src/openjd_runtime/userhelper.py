@@ -378,7 +378,7 @@ class Helper:
         if self._action is not None and not self._action.exited:
             self._action.canceled = True
             self._action.kill_tree()
-        proctree.kill_processes(marker.encode())
+        proctree.wait_dead(proctree.kill_processes(marker.encode()))
         self._markers.clear()
         if directory is not None:
             remove_contents(directory)

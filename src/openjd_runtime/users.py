@@ -24,7 +24,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -35,11 +35,12 @@ from .files import remove_tree, write_cancel_info
 from .process import (
     DRAIN_GRACE,
     ActionHandle,
+    CancelableAction,
     Cancelation,
+    CancelStep,
     LaunchError,
     LaunchSpec,
     ProcessOutcome,
-    notify_end,
 )
 
 START_TIMEOUT = 60.0
@@ -441,7 +442,7 @@ class SudoLauncher:
 _NOT_CANCELED = -1.0
 
 
-class _RemoteAction:
+class _RemoteAction(CancelableAction):
     """One action run by the helper. Mirrors `process.ActionProcess` as seen by the session."""
 
     def __init__(
@@ -517,22 +518,13 @@ class _RemoteAction:
             self._error = error
             self._done.set_result(None)
 
-    def _time_out(self) -> None:
-        self._on_event(self._cancelation.time_out())
-        self.cancel(None)
+    def _finished(self) -> bool:
+        return self._done.done()
 
-    def cancel(self, time_limit: timedelta | None, *, mark_failed: bool = False) -> None:
-        if self._done.done():
-            self._cancelation.mark_failed = self._cancelation.mark_failed or mark_failed
-            return
-        step = self._cancelation.request(time_limit, mark_failed=mark_failed, now=self._loop.time())
-        if step is None:
-            return
-        if not step.period:
-            self._on_event("Canceling: killing the process tree.")
-            self._request_cancel(0.0)
-            return
-        end = notify_end(step.period)
+    def _kill_now(self) -> None:
+        self._request_cancel(0.0)
+
+    def _notify(self, step: CancelStep, end: datetime) -> None:
         write_cancel_info(self._spec.cwd, end, group=self._launcher.group_id)
         if step.first:
             group = f"process group {self._pid}" if self._pid else "the action's process group"
