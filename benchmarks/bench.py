@@ -682,6 +682,11 @@ METHOD = [
     "two threads, as many as our spawner threads; 8c: a Python process that imports openjd.model "
     "and ends (collector off, no teardown), which any runtime built on openjd-model pays before "
     "its first task.",
+    "- 8a does not do the same work on both sides: the reference sends SIGKILL to the action's "
+    "process group, so a process that left the group outlives the cancel; ours stops and kills "
+    "every process of the action, found by scanning /proc (its group, its descendants, and "
+    "whatever carries its marker variable), and scans again until none is left. Those scans grow "
+    "with the number of processes on the host; the target (<= 50 ms) is absolute.",
     "- Both runtimes run from compiled bytecode: pip compiled the reference's when it installed "
     "it, and `make bench` compiles ours (installed editable) first, so that neither pays for "
     "compiling its sources on every start.",
