@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import errno
 import os
-import shutil
+import pwd
 import signal
 import subprocess
 import sys
@@ -25,6 +25,7 @@ from typing import Protocol
 
 from . import proctree
 from .files import remove_tree, write_cancel_info
+from .userhelper import launch_error, start_action
 
 READ_SIZE = 1 << 18
 DRAIN_GRACE = 1.0
@@ -60,19 +61,6 @@ class ProcessOutcome:
     canceled: bool
     timed_out: bool
     mark_failed: bool
-
-
-def find_program(program: str, env: Mapping[str, str], cwd: Path) -> str:
-    """Look the program up on the action's own PATH, not the runtime's."""
-    if "/" in program:
-        candidate = program if os.path.isabs(program) else str(cwd / program)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-        raise LaunchError(f"Command '{program}' does not exist or is not executable.")
-    found = shutil.which(program, path=env.get("PATH", os.defpath))
-    if found is None:
-        raise LaunchError(f"Command '{program}' was not found on the action's PATH.")
-    return found
 
 
 @dataclass(frozen=True)
@@ -279,12 +267,11 @@ class _Started:
 
 def _spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> _Started:
     """Start one action process (spawner thread): every system call of a start is made here."""
-    program = find_program(argv[0], env, cwd)
     read_fd, write_fd = os.pipe()
     try:
         _enlarge_pipe(read_fd)
         os.set_blocking(read_fd, False)
-        proc = _popen([program, *argv[1:]], env, cwd, write_fd)
+        proc = _popen(list(argv), env, cwd, write_fd)
     except BaseException:
         os.close(read_fd)
         raise
@@ -303,21 +290,13 @@ def _popen(
     pauses = iter(_SPAWN_RETRIES)
     while True:
         try:
-            return subprocess.Popen(
-                argv,
-                executable=argv[0],
-                env=env,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=output_fd,
-                stderr=output_fd,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except OSError as exc:
-            pause = next(pauses, None) if exc.errno == errno.ETXTBSY else None
+            return start_action(argv, env, cwd, output_fd)
+        except (OSError, ValueError) as exc:
+            busy = isinstance(exc, OSError) and exc.errno == errno.ETXTBSY
+            pause = next(pauses, None) if busy else None
             if pause is None:
-                raise LaunchError(f"Command '{argv[0]}' could not be started: {exc}") from exc
+                message = launch_error(argv[0], str(cwd), pwd.getpwuid(os.getuid()).pw_name, exc)
+                raise LaunchError(message) from exc
             time.sleep(pause)
 
 

@@ -107,7 +107,12 @@ def _signal(pids: Iterable[int], sig: int) -> None:
 
 
 def kill_processes(marker: bytes, roots: Iterable[int] = (), rounds: int = 5) -> set[int]:
-    """Stop, then kill, every matching process; repeat until a scan finds none left."""
+    """Stop, then kill, every matching process.
+
+    A second scan after the stop finds what was forked before it. When it finds nothing new,
+    every match was stopped before that scan and none can have forked since, so the kill is the
+    last step; otherwise the unstopped late ones may have forked, and the next round looks again.
+    """
     roots = set(roots)
     killed: set[int] = set()
     for _ in range(rounds):
@@ -115,9 +120,11 @@ def kill_processes(marker: bytes, roots: Iterable[int] = (), rounds: int = 5) ->
         if not found:
             break
         _signal(found, signal.SIGSTOP)
-        found |= find_processes(marker, roots | found) - killed
-        _signal(found, signal.SIGKILL)
-        killed |= found
+        late = find_processes(marker, roots | found) - killed - found
+        _signal(found | late, signal.SIGKILL)
+        killed |= found | late
+        if not late:
+            break
     return killed
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,10 @@ def install_tool(directory: Path) -> None:
     tool = directory / "openjd-test-tool"
     tool.write_text('#!/bin/sh\necho "tool ran with $1"\n')
     tool.chmod(0o755)
+
+
+def this_user() -> str:
+    return pwd.getpwuid(os.getuid()).pw_name
 
 
 async def test_program_is_found_on_the_path_an_environment_sets(
@@ -60,6 +65,48 @@ async def test_unknown_command_fails_with_a_clear_message(session: Session) -> N
     assert result.fail_message is not None
     assert "no-such-program-4f2a" in result.fail_message
     assert state(session) == SessionState.READY_ENDING
+
+
+async def test_launch_failures_say_what_went_wrong(
+    make_session: SessionFactory, tmp_path: Path
+) -> None:
+    plain = tmp_path / "not-executable"
+    plain.write_text("#!/bin/sh\necho never\n")
+    plain.chmod(0o644)
+    cases = [
+        (
+            "no-such-program-4f2a",
+            "Command 'no-such-program-4f2a' was not found on the action's PATH.",
+        ),
+        (
+            "./no-such-script.sh",
+            "Command './no-such-script.sh' does not exist or is not executable.",
+        ),
+        (str(plain), f"Command '{plain}' is not executable by user '{this_user()}'."),
+    ]
+    for command, message in cases:
+        result = await make_session().run_task(run_script({"command": command}), {})
+        assert (result.state, result.exit_code) == (ActionState.FAILED, None)
+        assert result.fail_message == message
+
+
+async def test_a_path_entry_that_cannot_run_the_program_is_passed_over(
+    make_session: SessionFactory, recorder: Recorder, tmp_path: Path
+) -> None:
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "openjd-test-tool").write_text("#!/bin/sh\necho shadowed\n")
+    (shadow / "openjd-test-tool").chmod(0o644)
+    bindir = tmp_path / "bin"
+    install_tool(bindir)
+    session = make_session()
+    env = env_with("Tools", variables={"PATH": f"{shadow}:{bindir}:{os.environ['PATH']}"})
+    await session.enter_environment(env, identifier="T")
+    recorder.take()
+
+    result = await session.run_task(run_script({"command": "openjd-test-tool", "args": ["z"]}), {})
+    assert result.state == ActionState.SUCCESS
+    assert recorder.take() == ["tool ran with z"]
 
 
 async def test_cwd_is_the_working_directory(session: Session, recorder: Recorder) -> None:
