@@ -537,8 +537,8 @@ def ratio_bounds(result: ScenarioResult, startup: ScenarioResult | None) -> list
             f"no runtime gets below that ratio here. Above the floor, ours spends "
             f"{format_seconds(ours - floor)} and the reference {format_seconds(reference - floor)}."
         )
-    cli = startup is not None and result.key in CLI_SCENARIOS
-    model = startup.value(FLOOR, "wall") if startup is not None and cli else None
+    cli_startup = startup if result.key in CLI_SCENARIOS else None
+    model = cli_startup.value(FLOOR, "wall") if cli_startup is not None else None
     if model is not None:
         least = (model + (floor or 0.0)) / reference
         notes.append(
@@ -547,7 +547,7 @@ def ratio_bounds(result: ScenarioResult, startup: ScenarioResult | None) -> list
             f"{model / reference:.3f} of the reference's wall"
             f"{'; with the floor above, ' + format_ratio(least) if floor else ''}."
         )
-    start = startup.value(OURS, "wall") if startup is not None and cli else None
+    start = cli_startup.value(OURS, "wall") if cli_startup is not None else None
     if start is not None:
         notes.append(
             f"- Our start-up alone (`ojd check`, scenario 8c: interpreter, imports, template "
@@ -685,8 +685,10 @@ METHOD = [
     "- 8a does not do the same work on both sides: the reference sends SIGKILL to the action's "
     "process group, so a process that left the group outlives the cancel; ours stops and kills "
     "every process of the action, found by scanning /proc (its group, its descendants, and "
-    "whatever carries its marker variable), and scans again until none is left. Those scans grow "
-    "with the number of processes on the host; the target (<= 50 ms) is absolute.",
+    "whatever carries its marker variable), stops them, scans once more for what they forked "
+    "meanwhile, and kills; it scans again only when that second scan found processes it had not "
+    "stopped. Those scans grow with the number of processes on the host; the target (<= 50 ms) is "
+    "absolute.",
     "- Both runtimes run from compiled bytecode: pip compiled the reference's when it installed "
     "it, and `make bench` compiles ours (installed editable) first, so that neither pays for "
     "compiling its sources on every start.",

@@ -307,7 +307,7 @@ def _kill_spawned(marker: str, spawn: Future[_Started]) -> None:
         return
     started = spawn.result()
     started.close()
-    proctree.kill_processes(marker.encode() + b"\0", [started.proc.pid])
+    proctree.kill_action(marker, [started.proc.pid])
     with contextlib.suppress(subprocess.TimeoutExpired):
         started.proc.wait(timeout=1)
 
@@ -464,4 +464,4 @@ class ActionProcess(CancelableAction):
     def kill_tree(self) -> None:
         running = self._proc is not None and not self._exited.done()
         roots = [self._proc.pid] if running and self._proc is not None else []
-        proctree.kill_processes(self._marker.encode() + b"\0", roots)
+        proctree.kill_action(self._marker, roots)

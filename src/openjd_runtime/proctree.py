@@ -128,6 +128,12 @@ def kill_processes(marker: bytes, roots: Iterable[int] = (), rounds: int = 5) ->
     return killed
 
 
+def kill_action(marker: str, roots: Iterable[int] = ()) -> set[int]:
+    """Kill one action's processes: those whose marker is exactly `marker`, not merely begins
+    with it, and those of `roots`."""
+    return kill_processes(marker.encode() + b"\0", roots)
+
+
 def living(pids: Iterable[int]) -> set[int]:
     """The processes among `pids` that have not died yet; a zombie has."""
     left: set[int] = set()

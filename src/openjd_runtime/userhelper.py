@@ -193,7 +193,7 @@ class _Action:
 
     def kill_tree(self) -> None:
         roots = [] if self.exited else [self.proc.pid]
-        proctree.kill_processes(self.marker.encode() + b"\0", roots)
+        proctree.kill_action(self.marker, roots)
 
 
 class Helper:
@@ -399,7 +399,7 @@ class Helper:
         if self._action is not None and not self._action.exited:
             self._action.kill_tree()
         for marker in self._markers:
-            proctree.kill_processes(marker.encode() + b"\0")
+            proctree.kill_action(marker)
 
 
 def _leave(signum: int, _frame: object) -> None:
